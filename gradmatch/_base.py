@@ -1,0 +1,82 @@
+"""What the condenser and the selectors share: the fit / transform / fit_resample contract."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from .validation import PreparedData, check_ipc, prepare_training_data, to_output_labels, wrap_output
+
+__all__ = ["BaseReducer"]
+
+
+class BaseReducer(BaseEstimator):
+    """Base class of estimators that replace a training set by ``ipc`` samples per class.
+
+    Subclasses implement :meth:`_fit` and set ``X_syn_`` (numpy, in the caller's
+    layout and scale) and ``_syn_codes`` (encoded labels of ``X_syn_``).
+    """
+
+    #: Whether too small a class is an error (selectors) or a warning (condenser).
+    _small_class_is_error = True
+
+    def _validate_data(self, X, y) -> PreparedData:
+        ipc = check_ipc(self.ipc)
+        data = prepare_training_data(X, y, getattr(self, "input_shape", None))
+        counts = data.class_counts
+        small = [(data.classes[c], int(n)) for c, n in enumerate(counts) if n < ipc]
+        if small:
+            listing = ", ".join(f"{label!r} has {n}" for label, n in small[:10])
+            if self._small_class_is_error:
+                raise ValueError(
+                    f"{type(self).__name__} cannot pick ipc={ipc} distinct samples from every "
+                    f"class: {listing}. Lower ipc or add samples."
+                )
+            warnings.warn(
+                f"some classes have fewer than ipc={ipc} real samples ({listing}); their real "
+                "batches are the whole class",
+                UserWarning,
+                stacklevel=3,
+            )
+        return data
+
+    def _record_fit(self, data: PreparedData) -> None:
+        self.classes_ = data.classes
+        self.n_features_in_ = int(np.prod(data.layout.sample_shape))
+        self.input_shape_ = data.layout.image_shape
+        self._layout = data.layout
+
+    def fit(self, X, y=None):
+        """Fit on ``(X, y)``; see the class docstring. Returns self."""
+        data = self._validate_data(X, y)
+        self._record_fit(data)
+        self._fit(data)
+        self.y_syn_ = to_output_labels(self._syn_codes, self.classes_)
+        return self
+
+    def _fit(self, data: PreparedData) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def transform(self):
+        """Return the reduced set ``(X_syn, y_syn)``.
+
+        It takes no data: this is not a per-row transform. ``X_syn`` has the
+        caller's layout (flat, grey or channel-first images) and value scale;
+        float input keeps its dtype, integer input gives float32. numpy input
+        gives numpy, torch input gives CPU torch tensors.
+        """
+        check_is_fitted(self, "X_syn_")
+        return wrap_output(self.X_syn_.copy(), self.y_syn_.copy(), self._layout)
+
+    def fit_resample(self, X, y=None):
+        """Fit, then return :meth:`transform`'s ``(X_syn, y_syn)``."""
+        return self.fit(X, y).transform()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = False
+        return tags

@@ -1,0 +1,52 @@
+"""Devices and seeding: where tensors live and where randomness comes from."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+__all__ = ["resolve_device", "seed_from", "make_generator", "isolated_rng"]
+
+
+def resolve_device(device) -> torch.device:
+    """``"auto"`` picks CUDA when available; anything else must name a usable device."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N' ({err})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'")
+    if dev.type == "meta":
+        raise ValueError("device='meta' holds no values; use 'auto', 'cpu' or 'cuda'")
+    return dev
+
+
+def seed_from(random_state) -> int:
+    """A 63-bit seed drawn from ``random_state`` (int, RandomState or None), sklearn style."""
+    rs = check_random_state(random_state)
+    hi, lo = rs.randint(0, 2**31, size=2, dtype=np.int64)
+    return int((hi << 31) | lo)
+
+
+def make_generator(seed: int, device: torch.device) -> torch.Generator:
+    """A torch Generator on ``device`` seeded with ``seed``."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed))
+    return gen
+
+
+@contextlib.contextmanager
+def isolated_rng(seed: int, device: torch.device):
+    """Run the block with the global torch RNG seeded from ``seed``, restored afterwards.
+
+    The caller's global RNG state (CPU and the CUDA device in use) is left as it was.
+    """
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(seed) % (2**63))
+        yield

@@ -1,0 +1,136 @@
+"""Real training data as the condensation loop sees it.
+
+The images stay in the caller's dtype and memory (a zero-copy view where
+possible; uint8 stays uint8) and are normalised batch by batch when drawn, so
+holding the training set costs no extra copy on the CPU and the smallest one on
+a GPU. Each class has one pool of row indices on the data's device; a batch is
+one ``randperm`` and one gather, with no DataLoader and no host round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Normalization", "ClassPools", "channel_stats"]
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-channel ``mean`` and ``std`` (each of length C), in the input's value scale."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def tensors(self, device, n_dims: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (1, len(self.mean)) + (1,) * (n_dims - 2)
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=device).reshape(shape)
+        std = torch.tensor(self.std, dtype=torch.float32, device=device).reshape(shape)
+        return mean, std
+
+    def as_dict(self) -> dict[str, list[float]]:
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+
+def channel_stats(images: torch.Tensor, chunk: int = 4096) -> Normalization:
+    """Per-channel mean and std of ``(n, C, H, W)`` images, in float64, chunk by chunk.
+
+    Chunking keeps the extra memory to one chunk whatever the input dtype. A
+    channel with zero spread gets std 1 so normalisation never divides by 0.
+    """
+    n, channels = images.shape[0], images.shape[1]
+    total = torch.zeros(channels, dtype=torch.float64)
+    total_sq = torch.zeros(channels, dtype=torch.float64)
+    count = 0
+    for start in range(0, n, chunk):
+        block = images[start : start + chunk].to(device="cpu", dtype=torch.float64)
+        block = block.transpose(0, 1).reshape(channels, -1)
+        total += block.sum(dim=1)
+        total_sq += block.pow(2).sum(dim=1)
+        count += block.shape[1]
+    mean = total / count
+    var = (total_sq / count - mean.pow(2)).clamp_min(0.0)
+    std = var.sqrt()
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return Normalization(tuple(mean.tolist()), tuple(std.tolist()))
+
+
+class ClassPools:
+    """Real images grouped by class, drawn as normalised float32 batches.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``(n, C, H, W)`` in any real dtype; not copied.
+    labels : torch.Tensor
+        ``(n,)`` class indices in ``0 .. n_classes - 1``.
+    n_classes : int
+    normalization : Normalization
+    device : torch.device
+        Where batches are produced. ``images`` are moved there once.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, n_classes: int,
+                 normalization: Normalization, device: torch.device):
+        self.device = torch.device(device)
+        self.images = images.to(self.device)
+        labels = labels.to(self.device)
+        self.n_classes = int(n_classes)
+        self.pools: list[torch.Tensor] = [
+            torch.nonzero(labels == c, as_tuple=False).flatten() for c in range(self.n_classes)
+        ]
+        self.mean, self.std = normalization.tensors(self.device, self.images.dim())
+        self._labels = [
+            torch.full((len(p),), c, dtype=torch.long, device=self.device)
+            for c, p in enumerate(self.pools)
+        ]
+
+    @property
+    def class_sizes(self) -> list[int]:
+        return [len(p) for p in self.pools]
+
+    def normalize(self, raw: torch.Tensor) -> torch.Tensor:
+        return (raw.to(torch.float32) - self.mean) / self.std
+
+    def take(self, rows: torch.Tensor) -> torch.Tensor:
+        """Normalised float32 images of the given rows."""
+        return self.normalize(self.images[rows])
+
+    def sample(self, c: int, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``min(size, n_c)`` images of class ``c`` drawn without replacement, and their labels."""
+        pool = self.pools[c]
+        size = min(int(size), len(pool))
+        perm = torch.randperm(len(pool), generator=generator, device=generator.device)[:size]
+        rows = pool[perm.to(pool.device)]
+        return self.take(rows), self._labels[c][:size]
+
+    def sample_mixed(self, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``size`` images drawn without replacement from all classes (at most all of them)."""
+        n = self.images.shape[0]
+        size = min(int(size), n)
+        rows = torch.randperm(n, generator=generator, device=generator.device)[:size].to(self.device)
+        labels = torch.empty(n, dtype=torch.long, device=self.device)
+        for c, pool in enumerate(self.pools):
+            labels[pool] = c
+        return self.take(rows), labels[rows]
+
+    def initial_images(self, counts: Sequence[int], generator: torch.Generator) -> torch.Tensor:
+        """Normalised real images to start the synthetic set from (``init="real"``).
+
+        Class ``c`` gets ``counts[c]`` distinct images, or, when it has fewer,
+        all of them and then draws with replacement.
+        """
+        chosen = []
+        for c, k in enumerate(counts):
+            pool = self.pools[c]
+            if k <= len(pool):
+                perm = torch.randperm(len(pool), generator=generator, device=generator.device)[:k]
+            else:
+                extra = torch.randint(len(pool), (k - len(pool),), generator=generator,
+                                      device=generator.device)
+                perm = torch.cat([torch.randperm(len(pool), generator=generator,
+                                                 device=generator.device), extra])
+            chosen.append(pool[perm.to(pool.device)])
+        return self.take(torch.cat(chosen))

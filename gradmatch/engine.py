@@ -1,0 +1,260 @@
+"""The condensation loop (paper Algorithm 1). Pure PyTorch: no scikit-learn here.
+
+One outer iteration k draws a fresh network, then alternates T matching steps
+(update the synthetic set so that its per-class gradients match the real
+ones) with network steps on the synthetic set, as the schedule says. Per-class
+work is independent except for the inter-class term and the network steps,
+which is what class sharding will build on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import ClassPools
+from .matching import matching_loss, rule_for_iteration
+from .schedules import Schedule
+
+__all__ = ["LoopSettings", "CondensationLoop", "DivergenceError", "class_gradients"]
+
+_CE = nn.CrossEntropyLoss()
+_BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+#: Real images per class used to set BatchNorm statistics before matching (DC's BNSizePC).
+BN_IMAGES_PER_CLASS = 16
+
+
+class DivergenceError(FloatingPointError):
+    """The matching loss or the synthetic set stopped being finite.
+
+    Attributes
+    ----------
+    iteration : int
+        Outer iteration in which it happened.
+    last_good : torch.Tensor
+        The synthetic set at the end of the last finite iteration.
+    """
+
+    def __init__(self, message: str, iteration: int, last_good: torch.Tensor):
+        super().__init__(message)
+        self.iteration = iteration
+        self.last_good = last_good
+
+
+@dataclass
+class LoopSettings:
+    """Everything the loop needs besides data, network and randomness."""
+
+    iterations: int
+    matching_steps: int
+    schedule: Schedule
+    distance: Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], torch.Tensor]
+    match: str = "multilevel"
+    lam: float = 10.0
+    class_weights: Sequence[float] | None = None
+    lr_syn: float = 0.1
+    momentum_syn: float = 0.5
+    lr_net: float = 0.01
+    batch_real: int = 256
+    batch_train: int = 256
+    overfit_batch: int = 256
+
+
+def class_gradients(net: nn.Module, params: Sequence[torch.Tensor], x: torch.Tensor,
+                    y: torch.Tensor, create_graph: bool) -> tuple[torch.Tensor, ...]:
+    """Gradient of the mean cross-entropy of ``net`` on ``(x, y)`` w.r.t. ``params``."""
+    loss = _CE(net(x), y)
+    grads = torch.autograd.grad(loss, params, create_graph=create_graph)
+    return grads if create_graph else tuple(g.detach() for g in grads)
+
+
+@dataclass
+class CondensationLoop:
+    """State and driver of one condensation run.
+
+    Parameters
+    ----------
+    pools : ClassPools
+        The real data.
+    syn : torch.Tensor
+        Initial normalised synthetic images, ordered by class.
+    syn_counts : sequence of int
+        Synthetic images per class (in class order).
+    make_network : callable
+        ``() -> nn.Module`` with a fresh random initialisation; called inside a
+        forked, seeded global RNG.
+    settings : LoopSettings
+    generator : torch.Generator
+        Source of all randomness (batches, shuffles, network seeds), on the
+        data's device.
+    """
+
+    pools: ClassPools
+    syn: torch.Tensor
+    syn_counts: Sequence[int]
+    make_network: Callable[[], nn.Module]
+    settings: LoopSettings
+    generator: torch.Generator
+    iteration: int = 0
+    history: dict[str, list] = field(default_factory=lambda: {"loss": [], "seconds": [], "network_steps": []})
+    optimizer_state: dict | None = None
+
+    def __post_init__(self):
+        device = self.pools.device
+        self.syn = self.syn.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
+        self.syn_labels = torch.cat([
+            torch.full((k,), c, dtype=torch.long, device=device) for c, k in enumerate(self.syn_counts)
+        ])
+        bounds = [0]
+        for k in self.syn_counts:
+            bounds.append(bounds[-1] + int(k))
+        self.syn_slices = [slice(bounds[c], bounds[c + 1]) for c in range(len(self.syn_counts))]
+        self.optimizer = torch.optim.SGD([self.syn], lr=self.settings.lr_syn,
+                                         momentum=self.settings.momentum_syn)
+        if self.optimizer_state is not None:
+            self.optimizer.load_state_dict(self.optimizer_state)
+        self._held = None
+        self._last_good = self.syn.detach().clone()
+        if self.settings.schedule.until_overfit:
+            # A fixed mixed-class real batch, the "validation" loss of the overfit rule.
+            self._held = self.pools.sample_mixed(self.settings.overfit_batch, self.generator)
+        self._cuda_devices = [device] if device.type == "cuda" else []
+
+    # ------------------------------------------------------------------ parts
+    def _fresh_network(self) -> nn.Module:
+        seed = int(torch.randint(0, 2**62, (1,), generator=self.generator,
+                                 device=self.generator.device).item())
+        with torch.random.fork_rng(devices=self._cuda_devices):
+            torch.manual_seed(seed)
+            net = self.make_network()
+        return net.to(self.pools.device).train()
+
+    def _set_batchnorm(self, net: nn.Module) -> None:
+        """DC's rule: statistics from a few real images per class, then frozen."""
+        bns = [m for m in net.modules() if isinstance(m, _BN_TYPES)]
+        if not bns:
+            return
+        net.train()
+        batch = torch.cat([
+            self.pools.sample(c, BN_IMAGES_PER_CLASS, self.generator)[0]
+            for c in range(self.pools.n_classes)
+        ])
+        with torch.no_grad():
+            net(batch)
+        for m in bns:
+            m.eval()
+
+    def matching_step(self, net: nn.Module, params: Sequence[torch.Tensor]) -> float:
+        """One update of the synthetic set; returns the matching loss."""
+        s = self.settings
+        g_real, g_syn = [], []
+        for c in range(self.pools.n_classes):
+            xr, yr = self.pools.sample(c, s.batch_real, self.generator)
+            g_real.append(class_gradients(net, params, xr, yr, create_graph=False))
+            sl = self.syn_slices[c]
+            g_syn.append(class_gradients(net, params, self.syn[sl], self.syn_labels[sl],
+                                         create_graph=True))
+        loss = matching_loss(g_syn, g_real, distance=s.distance, match=s.match, lam=s.lam,
+                             weights=s.class_weights, iteration=self.iteration)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            return value
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return value
+
+    def _train_epoch(self, net: nn.Module, opt: torch.optim.Optimizer,
+                     x: torch.Tensor, y: torch.Tensor) -> None:
+        n = x.shape[0]
+        perm = torch.randperm(n, generator=self.generator, device=self.generator.device).to(x.device)
+        for start in range(0, n, self.settings.batch_train):
+            rows = perm[start : start + self.settings.batch_train]
+            loss = _CE(net(x[rows]), y[rows])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    def network_steps(self, net: nn.Module, opt: torch.optim.Optimizer, t: int) -> int:
+        """Train ``net`` on the current synthetic set after matching step ``t``."""
+        net.train()
+        x = self.syn.detach()
+        y = self.syn_labels
+        sched = self.settings.schedule
+        if not sched.until_overfit:
+            n_steps = sched(t)
+            for _ in range(n_steps):
+                self._train_epoch(net, opt, x, y)
+            return n_steps
+        xh, yh = self._held
+        with torch.no_grad():
+            previous = float(_CE(net(xh), yh))
+        taken = 0
+        for _ in range(sched.max_steps):
+            self._train_epoch(net, opt, x, y)
+            taken += 1
+            with torch.no_grad():
+                current = float(_CE(net(xh), yh))
+            if current > previous:  # the held real loss rose: overfitting
+                break
+            previous = current
+        return taken
+
+    # ------------------------------------------------------------------ driver
+    def run_iteration(self) -> dict:
+        """One outer iteration; returns its history record."""
+        s = self.settings
+        start = time.perf_counter()
+        net = self._fresh_network()
+        params = [p for p in net.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=s.lr_net)
+        losses, steps = [], 0
+        for t in range(s.matching_steps):
+            self._set_batchnorm(net)
+            value = self.matching_step(net, params)
+            losses.append(value)
+            if not math.isfinite(value) or not bool(torch.isfinite(self.syn).all()):
+                raise DivergenceError(
+                    f"condensation diverged in iteration {self.iteration} (matching step {t}): "
+                    f"the matching loss is {value} or the synthetic set holds NaN/inf. The "
+                    f"likely cause is a learning rate too large for the synthetic images "
+                    f"(lr_syn={s.lr_syn}) or the network (lr_net={s.lr_net}); the synthetic "
+                    f"set of the last finite iteration is kept.",
+                    self.iteration, self._last_good,
+                )
+            if t == s.matching_steps - 1:
+                break  # no network steps after the last update
+            steps += self.network_steps(net, opt, t)
+        record = {
+            "loss": sum(losses) / len(losses),
+            "seconds": time.perf_counter() - start,
+            "network_steps": steps,
+            "rule": rule_for_iteration(s.match, self.iteration),
+        }
+        for key in ("loss", "seconds", "network_steps"):
+            self.history[key].append(record[key])
+        self.iteration += 1
+        self._last_good = self.syn.detach().clone()
+        return record
+
+    def run(self, progress: bool = False, callback: Callable[[int, dict], object] | None = None) -> None:
+        """Run the remaining iterations, with an optional tqdm bar and a callback per iteration."""
+        total = self.settings.iterations
+        with tqdm(total=total, initial=self.iteration, disable=not progress,
+                  desc="condensing", unit="it", leave=False) as bar:
+            while self.iteration < total:
+                record = self.run_iteration()
+                bar.update(1)
+                bar.set_postfix(loss=f"{record['loss']:.4g}")
+                if callback is not None and callback(self.iteration - 1, record) is True:
+                    break  # the caller asked to stop early
+
+    @property
+    def synthetic(self) -> torch.Tensor:
+        return self.syn.detach()

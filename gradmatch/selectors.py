@@ -1,0 +1,208 @@
+"""Coreset selectors: RandomCoreset and Herding, with the condenser's interface."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+from ._base import BaseReducer
+from ._runtime import isolated_rng, make_generator, resolve_device, seed_from
+from .condenser import resolve_model, resolve_normalization
+from .herding import herding_order
+from .networks import build_model, check_model
+from .training import TrainRecipe, embed, predict_logits, train_network
+from .validation import PreparedData, check_ipc, check_positive_int
+
+__all__ = ["RandomCoreset", "Herding", "HERDING_FEATURES"]
+
+#: Valid string values of Herding's ``features`` parameter.
+HERDING_FEATURES = ("network", "pixels")
+
+
+class _Selector(BaseReducer):
+    """A reducer whose output rows are rows of X, given by ``sample_indices_``."""
+
+    def _select(self, data: PreparedData) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _fit(self, data: PreparedData) -> None:
+        indices = np.asarray(self._select(data), dtype=np.int64)
+        self.sample_indices_ = indices
+        self._syn_codes = data.labels.numpy()[indices]
+        source = data.source_X
+        if isinstance(source, torch.Tensor):
+            rows = source[torch.from_numpy(indices).to(source.device)].cpu().numpy()
+        else:
+            rows = np.asarray(source)[indices]
+        self.X_syn_ = rows.astype(data.layout.dtype, copy=False)
+
+    def _per_class(self, data: PreparedData, pick) -> np.ndarray:
+        """Concatenate ``pick(class_rows, class_index)`` over classes, in class order."""
+        labels = data.labels.numpy()
+        chosen = []
+        for c in range(data.n_classes):
+            rows = np.flatnonzero(labels == c)
+            chosen.append(rows[np.asarray(pick(rows, c), dtype=np.int64)])
+        return np.concatenate(chosen)
+
+
+class RandomCoreset(_Selector):
+    """Class-balanced random selection of ``ipc`` real samples per class.
+
+    Parameters
+    ----------
+    ipc : int, default=1
+        Samples per class; every class must have at least that many.
+    random_state : int, RandomState or None, default=None
+        Seeds the selection.
+
+    Attributes
+    ----------
+    sample_indices_ : ndarray of int
+        Rows of X selected, class by class (in ``classes_`` order).
+    X_syn_, y_syn_ : ndarray
+        The selected samples (integer input as float32) and their labels.
+    classes_ : ndarray
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from gradmatch import RandomCoreset
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X_sel, y_sel = RandomCoreset(ipc=3, random_state=0).fit_resample(X, y)
+    >>> X_sel.shape
+    (30, 64)
+    """
+
+    def __init__(self, ipc=1, *, input_shape=None, random_state=None):
+        self.ipc = ipc
+        self.input_shape = input_shape
+        self.random_state = random_state
+
+    def _select(self, data: PreparedData) -> np.ndarray:
+        ipc = check_ipc(self.ipc)
+        rng = np.random.default_rng(seed_from(self.random_state))
+        return self._per_class(data, lambda rows, c: rng.choice(len(rows), size=ipc, replace=False))
+
+
+class Herding(_Selector):
+    """Greedy herding: per class, samples whose running mean tracks the class mean.
+
+    At each step the sample that brings the mean of the selected set closest
+    to the class mean is added. By default this happens in the feature space
+    of a network (DC's ConvNet for images, its MLP for flat features) trained
+    on the data for ``feature_epochs`` epochs with DC's recipe, as the
+    literature reports herding; ``features="pixels"`` herds on the normalised
+    inputs themselves.
+
+    Parameters
+    ----------
+    ipc : int, default=1
+        Samples per class; every class must have at least that many.
+    features : {"network", "pixels"} or callable, default="network"
+        Where to herd. A callable gets normalised float32 images
+        ``(n, C, H, W)`` (or ``(n, d)``) and returns ``(n, k)`` features.
+    feature_epochs : int, default=5
+        Epochs of training of the feature network (SGD, lr 0.01, momentum 0.9,
+        weight decay 5e-4, batch 256, lr x0.1 at half). On scikit-learn digits
+        the ConvNet reaches about 99% training accuracy after 5 epochs; on
+        Fashion-MNIST about 91%. ``feature_train_accuracy_`` reports it.
+    model : {"auto", "convnet", "mlp"} or callable, default="auto"
+        The feature network; it must have an ``embed`` method.
+    input_shape : tuple (C, H, W), default=None
+        Treat flat X as images.
+    normalization : "auto", None or (mean, std), default="auto"
+    device : str, default="auto"
+    random_state : int, RandomState or None, default=None
+        Seeds the feature network's initialisation and batches.
+    verbose : int, default=0
+        ``> 0`` shows a progress bar while the feature network trains.
+
+    Attributes
+    ----------
+    sample_indices_ : ndarray of int
+        Rows of X selected, class by class, each class in herding order.
+    X_syn_, y_syn_ : ndarray
+        The selected samples (integer input as float32) and their labels.
+    feature_train_accuracy_ : float or None
+        Training accuracy of the feature network (None for pixel herding).
+    classes_ : ndarray
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from gradmatch import Herding
+    >>> X, y = load_digits(return_X_y=True)
+    >>> herd = Herding(ipc=2, features="pixels").fit(X, y)
+    >>> herd.sample_indices_.shape
+    (20,)
+    """
+
+    def __init__(self, ipc=1, *, features="network", feature_epochs=5, model="auto",
+                 input_shape=None, normalization="auto", device="auto", random_state=None,
+                 verbose=0):
+        self.ipc = ipc
+        self.features = features
+        self.feature_epochs = feature_epochs
+        self.model = model
+        self.input_shape = input_shape
+        self.normalization = normalization
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _validate_data(self, X, y):
+        if isinstance(self.features, str):
+            if self.features not in HERDING_FEATURES:
+                valid = ", ".join(map(repr, HERDING_FEATURES))
+                raise ValueError(f"unknown features {self.features!r}: valid values are {valid} or a callable")
+        elif not callable(self.features):
+            raise TypeError(f"features must be 'network', 'pixels' or a callable, got {type(self.features).__name__}")
+        check_positive_int(self.feature_epochs, "feature_epochs", 0)
+        if self.model != "auto":
+            check_model(self.model)
+        resolve_device(self.device)
+        return super()._validate_data(X, y)
+
+    def _feature_matrix(self, data: PreparedData) -> torch.Tensor:
+        device = resolve_device(self.device)
+        norm = resolve_normalization(self.normalization, data)
+        mean, std = norm.tensors(device, data.images.dim())
+        images = data.images.to(device)
+        self.feature_train_accuracy_ = None
+        if callable(self.features):
+            feats = self.features(((images.to(torch.float32) - mean) / std))
+            feats = torch.as_tensor(feats)
+            if feats.dim() != 2 or feats.shape[0] != images.shape[0]:
+                raise ValueError(
+                    f"features callable returned shape {tuple(feats.shape)}, expected ({images.shape[0]}, k)"
+                )
+            return feats.reshape(feats.shape[0], -1)
+        if self.features == "pixels":
+            return ((images.to(torch.float32) - mean) / std).reshape(images.shape[0], -1)
+        model = resolve_model(self.model, data.layout.image_shape)
+        shape = data.layout.internal_shape
+        labels = data.labels.to(device)
+        seed = seed_from(self.random_state)
+        with isolated_rng(seed, device):
+            generator = make_generator(seed, device)
+            net = build_model(model, shape, data.n_classes).to(device)
+            recipe = TrainRecipe(epochs=int(self.feature_epochs))
+            train_network(net, images, labels, recipe, generator, mean, std,
+                          progress=self.verbose > 0, desc="herding features")
+            pred = predict_logits(net, images, mean, std).argmax(dim=1)
+            self.feature_train_accuracy_ = float((pred == labels).float().mean())
+            return embed(net, images, mean, std)
+
+    def _select(self, data: PreparedData) -> np.ndarray:
+        ipc = check_ipc(self.ipc)
+        feats = self._feature_matrix(data).detach().cpu()
+        if not bool(torch.isfinite(feats).all()):
+            raise ValueError("the herding features contain NaN or infinity")
+        return self._per_class(
+            data, lambda rows, c: herding_order(feats[torch.from_numpy(rows)], ipc).numpy()
+        )

@@ -1,0 +1,327 @@
+"""Input validation and output conversion shared by the estimators.
+
+Everything a user can get wrong is caught here with a message that says what
+was expected, before any tensor reaches a network.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.utils import check_array, check_consistent_length, column_or_1d
+from sklearn.utils.multiclass import check_classification_targets
+
+__all__ = [
+    "InputLayout",
+    "PreparedData",
+    "check_ipc",
+    "check_positive_int",
+    "check_positive_float",
+    "check_input_shape",
+    "prepare_training_data",
+    "to_output_images",
+    "to_output_labels",
+]
+
+
+@dataclass(frozen=True)
+class InputLayout:
+    """How the caller's X looked, so results come back the same way.
+
+    Attributes
+    ----------
+    sample_shape : tuple of int
+        Shape of one row of X as given (``(d,)``, ``(H, W)`` or ``(C, H, W)``).
+    image_shape : tuple of int or None
+        ``(C, H, W)`` when X is treated as images, None for flat features.
+    dtype : numpy dtype name
+        Output dtype: the input's float dtype, or float32 for integer input.
+    kind : {"numpy", "torch"}
+    """
+
+    sample_shape: tuple[int, ...]
+    image_shape: tuple[int, int, int] | None
+    dtype: str
+    kind: str
+    label_kind: str = "numpy"
+
+    @property
+    def internal_shape(self) -> tuple[int, ...]:
+        return self.image_shape if self.image_shape is not None else self.sample_shape
+
+
+@dataclass
+class PreparedData:
+    """Validated training data: images as a tensor, labels encoded 0..C-1."""
+
+    images: torch.Tensor  # (n, C, H, W) or (n, d), caller's dtype, a view where possible
+    labels: torch.Tensor  # (n,) int64
+    classes: np.ndarray
+    layout: InputLayout
+    source_X: object = None  # the validated array, for selectors that index it
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.labels.cpu().numpy(), minlength=self.n_classes)
+
+
+# ----------------------------------------------------------------- parameters
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_ipc(ipc) -> int:
+    """``ipc`` (images per class) must be an integer >= 1."""
+    return check_positive_int(ipc, "ipc", 1)
+
+
+def check_positive_float(value, name: str, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok or not np.isfinite(value):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return value
+
+
+def check_input_shape(input_shape) -> tuple[int, int, int] | None:
+    if input_shape is None:
+        return None
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise TypeError(f"input_shape must be a tuple (C, H, W), got {input_shape!r}") from None
+    if len(shape) != 3 or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in shape
+    ):
+        raise ValueError(f"input_shape must be three positive integers (C, H, W), got {input_shape!r}")
+    return tuple(int(v) for v in shape)
+
+
+# ----------------------------------------------------------------- labels
+def _label_category(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (numbers.Number, np.number)):
+        return "number"
+    if isinstance(value, (str, np.str_, bytes)):
+        return "string"
+    return type(value).__name__
+
+
+def _check_label_types(y) -> None:
+    """Refuse labels that mix kinds (numbers and strings), which numpy would silently coerce."""
+    if isinstance(y, np.ndarray) and y.dtype != object:
+        return
+    if isinstance(y, torch.Tensor):
+        return
+    values = y.ravel().tolist() if isinstance(y, np.ndarray) else list(y)
+    kinds = {_label_category(v) for v in values}
+    if len(kinds) > 1:
+        raise TypeError(
+            f"y mixes label types ({', '.join(sorted(kinds))}); use a single type for all labels"
+        )
+
+
+def _encode_labels(y, n_samples: int) -> tuple[np.ndarray, np.ndarray, str]:
+    label_kind = "torch" if isinstance(y, torch.Tensor) else "numpy"
+    if isinstance(y, torch.Tensor):
+        if y.is_meta:
+            raise ValueError("y lives on the meta device and holds no values")
+        y = y.detach().cpu().numpy()
+    elif not isinstance(y, np.ndarray):
+        try:
+            len(y)
+        except TypeError:
+            raise TypeError(f"y must be an array-like of labels, got {type(y).__name__}") from None
+    _check_label_types(y)
+    y = column_or_1d(np.asarray(y) if not isinstance(y, np.ndarray) else y, warn=True)
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise ValueError("y contains NaN or infinity")
+    if y.dtype == object and any(v is None for v in y):
+        raise ValueError("y contains None")
+    check_classification_targets(y)
+    classes, encoded = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(
+            f"condensation needs at least 2 classes; y has {len(classes)} ({classes.tolist()!r})"
+        )
+    return classes, encoded.astype(np.int64), label_kind
+
+
+# ----------------------------------------------------------------- images
+def _materialise_dataset(dataset) -> tuple[torch.Tensor, list]:
+    """Stack a torch Dataset of ``(image, label)`` pairs into memory."""
+    try:
+        n = len(dataset)
+    except TypeError:
+        raise TypeError("a Dataset passed as X must define __len__") from None
+    if n == 0:
+        raise ValueError("the Dataset passed as X is empty")
+    images, labels = [], []
+    for i in range(n):
+        item = dataset[i]
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise ValueError(
+                f"a Dataset passed as X must return (image, label) pairs; item {i} is "
+                f"{type(item).__name__}"
+                + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else "")
+            )
+        image, label = item
+        image = torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image)
+        if isinstance(label, torch.Tensor):
+            if label.numel() != 1:
+                raise ValueError(f"label of Dataset item {i} has shape {tuple(label.shape)}, expected a scalar")
+            label = label.item()
+        if images and image.shape != images[0].shape:
+            raise ValueError(
+                f"Dataset item {i} has image shape {tuple(image.shape)}, item 0 has "
+                f"{tuple(images[0].shape)}: all images must share one shape"
+            )
+        images.append(image)
+        labels.append(label)
+    return torch.stack(images), labels
+
+
+def _as_tensor_images(X) -> tuple[torch.Tensor, str, object]:
+    """Validate X and return it as a tensor (a view where possible) and its kind."""
+    if isinstance(X, torch.Tensor):
+        if X.is_meta:
+            raise ValueError("X lives on the meta device and holds no values")
+        if X.is_sparse:
+            raise TypeError("sparse tensors are not supported: pass a dense tensor")
+        if X.is_complex() or not (X.is_floating_point() or X.dtype in _INT_DTYPES):
+            raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
+        X = X.detach()
+        if X.dim() < 2:
+            raise ValueError(f"X must have 2 to 4 dimensions (n, d), (n, H, W) or (n, C, H, W); got shape {tuple(X.shape)}")
+        if X.shape[0] == 0:
+            raise ValueError("X is empty (0 samples)")
+        if X.is_floating_point() and not bool(torch.isfinite(X).all()):
+            raise ValueError("X contains NaN or infinity")
+        return X, "torch", X
+    arr = check_array(
+        X,
+        accept_sparse=False,
+        dtype="numeric",
+        allow_nd=True,
+        ensure_all_finite=True,
+        ensure_min_samples=1,
+        ensure_min_features=1,
+        input_name="X",
+    )
+    if arr.ndim > 4:
+        raise ValueError(
+            f"X must have 2 to 4 dimensions (n, d), (n, H, W) or (n, C, H, W); got shape {arr.shape}"
+        )
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    tensor = torch.from_numpy(np.ascontiguousarray(arr)) if arr.flags.writeable else torch.from_numpy(arr.copy())
+    return tensor, "numpy", arr
+
+
+_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def prepare_training_data(X, y, input_shape=None) -> PreparedData:
+    """Validate ``(X, y)`` and bring X to ``(n, C, H, W)`` (images) or ``(n, d)`` (flat).
+
+    Parameters
+    ----------
+    X : array-like, torch.Tensor or torch Dataset
+        ``(n, d)`` flat features, ``(n, H, W)`` grey images or ``(n, C, H, W)``
+        images; a Dataset yields ``(image, label)`` pairs and ``y`` must be None.
+    y : array-like or None
+    input_shape : tuple (C, H, W) or None
+        Lets flat X be treated as images; must match X when X is not flat.
+    """
+    input_shape = check_input_shape(input_shape)
+    label_kind_override = None
+    if isinstance(X, torch.utils.data.Dataset) and not isinstance(X, torch.Tensor):
+        if y is not None:
+            raise ValueError("y must be None when X is a Dataset of (image, label) pairs")
+        X, y = _materialise_dataset(X)
+        label_kind_override = "torch"
+    elif y is None:
+        raise ValueError("y is required: pass labels, or a torch Dataset of (image, label) pairs as X")
+    tensor, kind, source = _as_tensor_images(X)
+    n = tensor.shape[0]
+    try:
+        check_consistent_length(np.empty(n), np.empty(len(y)) if hasattr(y, "__len__") else y)
+    except ValueError as err:
+        raise ValueError(f"X and y have different lengths: {err}") from None
+    except TypeError:
+        raise TypeError(f"y must be an array-like of labels, got {type(y).__name__}") from None
+    classes, encoded, label_kind = _encode_labels(y, n)
+    if label_kind_override is not None and classes.dtype.kind in "iub":
+        label_kind = label_kind_override
+
+    sample_shape = tuple(int(v) for v in tensor.shape[1:])
+    image_shape = None
+    if tensor.dim() == 2:
+        if input_shape is not None:
+            if int(np.prod(input_shape)) != sample_shape[0]:
+                raise ValueError(
+                    f"input_shape={input_shape} holds {int(np.prod(input_shape))} values but X has "
+                    f"{sample_shape[0]} features per row"
+                )
+            image_shape = input_shape
+            tensor = tensor.reshape((n,) + input_shape)
+    elif tensor.dim() == 3:
+        image_shape = (1,) + sample_shape
+        if input_shape is not None and input_shape != image_shape:
+            raise ValueError(f"input_shape={input_shape} does not match grey images of shape {sample_shape} (expected {image_shape})")
+        tensor = tensor.unsqueeze(1)
+    elif tensor.dim() == 4:
+        image_shape = sample_shape
+        if input_shape is not None and input_shape != image_shape:
+            raise ValueError(f"input_shape={input_shape} does not match images of shape {sample_shape}")
+    else:
+        raise ValueError(
+            f"X must have 2 to 4 dimensions (n, d), (n, H, W) or (n, C, H, W); got shape {tuple(tensor.shape)}"
+        )
+    if tensor.is_floating_point():
+        dtype = str(tensor.dtype).replace("torch.", "")
+        if dtype in ("float16", "bfloat16"):
+            dtype = "float32"
+    else:
+        dtype = "float32"
+    layout = InputLayout(sample_shape, image_shape, dtype, kind, label_kind)
+    return PreparedData(tensor, torch.from_numpy(encoded), classes, layout, source)
+
+
+# ----------------------------------------------------------------- outputs
+def to_output_images(normalized: torch.Tensor, layout: InputLayout, mean: np.ndarray,
+                     std: np.ndarray) -> np.ndarray:
+    """Undo normalisation and return images in the caller's layout and scale (numpy)."""
+    x = normalized.detach().to("cpu", torch.float64).numpy()
+    shape = (1, len(mean)) + (1,) * (x.ndim - 2)
+    x = x * np.asarray(std).reshape(shape) + np.asarray(mean).reshape(shape)
+    return x.reshape((x.shape[0],) + layout.sample_shape).astype(layout.dtype)
+
+
+def to_output_labels(encoded: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    return classes[np.asarray(encoded, dtype=np.int64)]
+
+
+def wrap_output(X_out: np.ndarray, y_out: np.ndarray, layout: InputLayout):
+    """numpy in gives numpy out; torch in gives CPU torch out."""
+    if layout.kind == "torch":
+        X_out = torch.from_numpy(np.ascontiguousarray(X_out))
+    if layout.label_kind == "torch" and y_out.dtype.kind in "iufb":
+        y_out = torch.from_numpy(np.ascontiguousarray(y_out))
+    return X_out, y_out
