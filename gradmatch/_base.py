@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.utils import TransformerTags
 from sklearn.utils.validation import check_is_fitted
 
 from .validation import PreparedData, check_ipc, prepare_training_data, to_output_labels, wrap_output
@@ -79,4 +80,7 @@ class BaseReducer(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         tags.input_tags.allow_nan = False
+        # transform() exists, so scikit-learn's checks treat this as a transformer;
+        # it returns float data in the input's own float dtype.
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float64", "float32"])
         return tags

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.utils import check_array, check_consistent_length, column_or_1d
+from sklearn.utils import check_array, column_or_1d
 from sklearn.utils.multiclass import check_classification_targets
 
 __all__ = [
@@ -144,10 +144,13 @@ def _encode_labels(y, n_samples: int) -> tuple[np.ndarray, np.ndarray, str]:
             raise ValueError("y lives on the meta device and holds no values")
         y = y.detach().cpu().numpy()
     elif not isinstance(y, np.ndarray):
-        try:
-            len(y)
-        except TypeError:
-            raise TypeError(f"y must be an array-like of labels, got {type(y).__name__}") from None
+        if hasattr(y, "__array__") and not hasattr(y, "__len__"):
+            y = np.asarray(y)
+        else:
+            try:
+                len(y)
+            except TypeError:
+                raise TypeError(f"y must be an array-like of labels, got {type(y).__name__}") from None
     _check_label_types(y)
     y = column_or_1d(np.asarray(y) if not isinstance(y, np.ndarray) else y, warn=True)
     if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
@@ -158,7 +161,7 @@ def _encode_labels(y, n_samples: int) -> tuple[np.ndarray, np.ndarray, str]:
     classes, encoded = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise ValueError(
-            f"condensation needs at least 2 classes; y has {len(classes)} ({classes.tolist()!r})"
+            f"at least 2 classes are needed; y has {len(classes)} class ({classes.tolist()!r})"
         )
     return classes, encoded.astype(np.int64), label_kind
 
@@ -257,16 +260,15 @@ def prepare_training_data(X, y, input_shape=None) -> PreparedData:
         X, y = _materialise_dataset(X)
         label_kind_override = "torch"
     elif y is None:
-        raise ValueError("y is required: pass labels, or a torch Dataset of (image, label) pairs as X")
+        raise ValueError(
+            "this estimator requires y to be passed, but the target y is None: pass labels, or a "
+            "torch Dataset of (image, label) pairs as X"
+        )
     tensor, kind, source = _as_tensor_images(X)
     n = tensor.shape[0]
-    try:
-        check_consistent_length(np.empty(n), np.empty(len(y)) if hasattr(y, "__len__") else y)
-    except ValueError as err:
-        raise ValueError(f"X and y have different lengths: {err}") from None
-    except TypeError:
-        raise TypeError(f"y must be an array-like of labels, got {type(y).__name__}") from None
     classes, encoded, label_kind = _encode_labels(y, n)
+    if len(encoded) != n:
+        raise ValueError(f"X and y have different lengths: X has {n} samples, y has {len(encoded)}")
     if label_kind_override is not None and classes.dtype.kind in "iub":
         label_kind = label_kind_override
 
