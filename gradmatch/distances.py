@@ -127,7 +127,7 @@ def parse_distance(spec: str) -> tuple[tuple[float, str], ...]:
         raise ValueError(f"distance {spec!r} is empty: {_valid_names_message()}")
     terms = []
     # Split on "+" except inside an exponent such as "1e+2".
-    for part in re.split(r"(?<!\d[eE])\+", compact):
+    for part in re.split(r"(?<![\d.][eE])\+", compact):
         match = _TERM_RE.match(part)
         if match is None:
             raise ValueError(
@@ -138,7 +138,9 @@ def parse_distance(spec: str) -> tuple[tuple[float, str], ...]:
             raise ValueError(f"unknown distance term {name!r} in {spec!r}: {_valid_names_message()}")
         weight = float(match.group("weight")) if match.group("weight") else 1.0
         if not (weight >= 0.0 and weight != float("inf")):
-            raise ValueError(f"distance weight {weight!r} in {spec!r} must be finite and >= 0")
+            raise ValueError(
+                f"distance weight {weight!r} in {spec!r} must be finite and >= 0: {_valid_names_message()}"
+            )
         terms.append((weight, name))
     return tuple(terms)
 
