@@ -17,10 +17,8 @@ import math
 import time
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
-
 from . import GradientMatchingCondenser, RandomCoreset, __version__
+from .datasets import load_digits_images
 from .evaluation import EvaluationResult, evaluate_set
 
 
@@ -36,10 +34,7 @@ def main(argv=None) -> int:
     parser.add_argument("--verbose", type=int, default=1)
     args = parser.parse_args(argv)
 
-    X, y = load_digits(return_X_y=True)
-    X = X.reshape(-1, 8, 8)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y,
-                                                        random_state=args.seed)
+    (X_train, y_train), (X_test, y_test) = load_digits_images(test_size=0.25, random_state=args.seed)
     print(f"gradmatch {__version__}: scikit-learn digits, {len(X_train)} training / {len(X_test)} "
           f"test images of 8x8, 10 classes")
     print(f"condensing to 1 image per class: multilevel matching, distance cos+l2, "
