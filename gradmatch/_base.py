@@ -14,6 +14,11 @@ from .validation import PreparedData, check_ipc, prepare_training_data, to_outpu
 __all__ = ["BaseReducer"]
 
 
+def _plain(label):
+    """A numpy scalar as the Python value it holds, for readable messages."""
+    return label.item() if isinstance(label, np.generic) else label
+
+
 class BaseReducer(BaseEstimator):
     """Base class of estimators that replace a training set by ``ipc`` samples per class.
 
@@ -30,7 +35,7 @@ class BaseReducer(BaseEstimator):
         counts = data.class_counts
         small = [(data.classes[c], int(n)) for c, n in enumerate(counts) if n < ipc]
         if small:
-            listing = ", ".join(f"{label!r} has {n}" for label, n in small[:10])
+            listing = ", ".join(f"{_plain(label)!r} has {n}" for label, n in small[:10])
             if self._small_class_is_error:
                 raise ValueError(
                     f"{type(self).__name__} cannot pick ipc={ipc} distinct samples from every "
@@ -40,7 +45,7 @@ class BaseReducer(BaseEstimator):
                 f"some classes have fewer than ipc={ipc} real samples ({listing}); their real "
                 "batches are the whole class",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,  # the caller of fit / fit_resample
             )
         return data
 

@@ -13,7 +13,7 @@ from .data import ClassPools, Normalization, channel_stats
 from .distances import make_distance
 from .engine import CondensationLoop, DivergenceError, LoopSettings
 from .matching import check_match
-from .networks import build_model, check_model
+from .networks import build_model, check_model, check_network_fits
 from .schedules import default_loops, make_schedule
 from .validation import (
     PreparedData,
@@ -58,9 +58,9 @@ def resolve_model(model, image_shape) -> object:
     if model == "auto":
         return "convnet" if image_shape is not None else "mlp"
     check_model(model)
-    if model == "convnet" and image_shape is None:
+    if isinstance(model, str) and model != "mlp" and image_shape is None:
         raise ValueError(
-            "model='convnet' needs images: pass X as (n, H, W) or (n, C, H, W), or flat X with "
+            f"model={model!r} needs images: pass X as (n, H, W) or (n, C, H, W), or flat X with "
             "input_shape=(C, H, W)"
         )
     return model
@@ -115,9 +115,12 @@ class GradientMatchingCondenser(BaseReducer):
         Minibatch size of the network steps (one step = one epoch over the set).
     init : {"noise", "real"}, default="noise"
         Start from Gaussian noise (the paper) or from random real images.
-    model : {"auto", "convnet", "mlp"} or callable, default="auto"
+    model : str or callable, default="auto"
         Network: DC's ConvNet for images and DC's MLP for flat features
-        (``"auto"``), or a factory ``(input_shape, n_classes) -> nn.Module``.
+        (``"auto"``); a name from :data:`gradmatch.networks.MODELS`
+        (``"convnet"``, ``"mlp"``, ``"lenet"``, ``"alexnet"``, ``"vgg11"``,
+        ``"vgg11bn"``, ``"resnet18"``, ``"resnet18bn"``); or a factory
+        ``(input_shape, n_classes) -> nn.Module``.
     input_shape : tuple (C, H, W), default=None
         Treat flat ``X`` of ``C*H*W`` features as images.
     normalization : "auto", None or (mean, std), default="auto"
@@ -271,15 +274,17 @@ class GradientMatchingCondenser(BaseReducer):
         device = resolve_device(self.device)
         norm = resolve_normalization(self.normalization, data)
         shape = data.layout.internal_shape
-        # Building a network once up front turns a bad input_shape/model pairing
-        # into a clear error instead of a failure deep inside the first iteration.
-        build_model(model, shape, n_classes)
         seed = seed_from(self.random_state)
         syn_counts = [ipc] * n_classes
 
         with isolated_rng(seed, device):
             generator = make_generator(seed, device)
             pools = ClassPools(data.images, data.labels, n_classes, norm, device)
+            # A trial network on two real samples turns a bad model/input pairing
+            # into a clear error instead of a failure inside the first iteration.
+            check_network_fits(build_model(model, shape, n_classes).to(device),
+                               pools.take(torch.arange(min(2, len(data.labels)), device=device)),
+                               n_classes)
             if self.init == "noise":
                 syn = torch.randn((sum(syn_counts),) + tuple(shape), generator=generator, device=device)
             else:

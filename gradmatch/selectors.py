@@ -11,7 +11,7 @@ from ._base import BaseReducer
 from ._runtime import isolated_rng, make_generator, resolve_device, seed_from
 from .condenser import resolve_model, resolve_normalization
 from .herding import herding_order
-from .networks import build_model, check_model
+from .networks import build_model, check_model, check_network_fits
 from .training import TrainRecipe, embed, predict_logits, train_network
 from .validation import PreparedData, check_ipc, check_positive_int
 
@@ -49,15 +49,20 @@ class _Selector(BaseReducer):
         raise NotImplementedError
 
     def _fit(self, data: PreparedData) -> None:
+        # The real data's statistics travel with the selected set, as with a condensed one.
+        self.normalization_ = resolve_normalization(getattr(self, "normalization", "auto"), data).as_dict()
         indices = np.asarray(self._select(data), dtype=np.int64)
         self.sample_indices_ = indices
         self._syn_codes = data.labels.numpy()[indices]
         source = data.source_X
         if isinstance(source, torch.Tensor):
-            rows = source[torch.from_numpy(indices).to(source.device)].cpu().numpy()
+            rows = source[torch.from_numpy(indices).to(source.device)].cpu()
+            rows = (rows.float() if rows.dtype == torch.bfloat16 else rows).numpy()
         else:
             rows = np.asarray(source)[indices]
-        self.X_syn_ = rows.astype(data.layout.dtype, copy=False)
+        # numpy has no bfloat16: such (torch) input is cast back in transform().
+        dtype = "float32" if data.layout.dtype == "bfloat16" else data.layout.dtype
+        self.X_syn_ = rows.astype(dtype, copy=False)
 
     def _per_class(self, data: PreparedData, pick) -> np.ndarray:
         """Concatenate ``pick(class_rows, class_index)`` over classes, in class order."""
@@ -85,6 +90,8 @@ class RandomCoreset(_Selector):
         Rows of X selected, class by class (in ``classes_`` order).
     X_syn_, y_syn_ : ndarray
         The selected samples (integer input as float32) and their labels.
+    normalization_ : dict
+        Per-channel ``{"mean", "std"}`` of the real data, for evaluating the set.
     classes_ : ndarray
     n_features_in_ : int
 
@@ -154,6 +161,8 @@ class Herding(_Selector):
         Training accuracy of the feature network (None for pixel herding).
     feature_epochs_ : int
         Epochs the feature network was trained for (network features only).
+    normalization_ : dict
+        Per-channel ``{"mean", "std"}`` of the real data, for evaluating the set.
     classes_ : ndarray
     n_features_in_ : int
 
@@ -217,6 +226,7 @@ class Herding(_Selector):
         with isolated_rng(seed, device):
             generator = make_generator(seed, device)
             net = build_model(model, shape, data.n_classes).to(device)
+            check_network_fits(net, (images[:2].to(torch.float32) - mean) / std, data.n_classes)
             recipe = TrainRecipe(epochs=feature_epochs(self.feature_epochs, images.shape[0]))
             self.feature_epochs_ = recipe.epochs
             train_network(net, images, labels, recipe, generator, mean, std,

@@ -207,9 +207,11 @@ def _as_tensor_images(X) -> tuple[torch.Tensor, str, object]:
             raise ValueError("X lives on the meta device and holds no values")
         if X.is_sparse:
             raise TypeError("sparse tensors are not supported: pass a dense tensor")
-        if X.is_complex() or not (X.is_floating_point() or X.dtype in _INT_DTYPES):
+        if X.is_complex() or not (X.is_floating_point() or X.dtype in _INT_DTYPES or X.dtype == torch.bool):
             raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
         X = X.detach()
+        if X.dtype == torch.bool:
+            X = X.to(torch.uint8)
         if X.dim() < 2:
             raise ValueError(f"X must have 2 to 4 dimensions (n, d), (n, H, W) or (n, C, H, W); got shape {tuple(X.shape)}")
         if X.shape[0] == 0:
@@ -296,12 +298,8 @@ def prepare_training_data(X, y, input_shape=None) -> PreparedData:
         raise ValueError(
             f"X must have 2 to 4 dimensions (n, d), (n, H, W) or (n, C, H, W); got shape {tuple(tensor.shape)}"
         )
-    if tensor.is_floating_point():
-        dtype = str(tensor.dtype).replace("torch.", "")
-        if dtype in ("float16", "bfloat16"):
-            dtype = "float32"
-    else:
-        dtype = "float32"
+    # Float input keeps its dtype; integer (and bool) input gives float32.
+    dtype = str(tensor.dtype).replace("torch.", "") if tensor.is_floating_point() else "float32"
     layout = InputLayout(sample_shape, image_shape, dtype, kind, label_kind)
     return PreparedData(tensor, torch.from_numpy(encoded), classes, layout, source)
 
@@ -313,7 +311,9 @@ def to_output_images(normalized: torch.Tensor, layout: InputLayout, mean: np.nda
     x = normalized.detach().to("cpu", torch.float64).numpy()
     shape = (1, len(mean)) + (1,) * (x.ndim - 2)
     x = x * np.asarray(std).reshape(shape) + np.asarray(mean).reshape(shape)
-    return x.reshape((x.shape[0],) + layout.sample_shape).astype(layout.dtype)
+    # numpy has no bfloat16: such (torch) input is cast back in wrap_output.
+    dtype = "float32" if layout.dtype == "bfloat16" else layout.dtype
+    return x.reshape((x.shape[0],) + layout.sample_shape).astype(dtype)
 
 
 def to_output_labels(encoded: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -323,7 +323,7 @@ def to_output_labels(encoded: np.ndarray, classes: np.ndarray) -> np.ndarray:
 def wrap_output(X_out: np.ndarray, y_out: np.ndarray, layout: InputLayout):
     """numpy in gives numpy out; torch in gives CPU torch out."""
     if layout.kind == "torch":
-        X_out = torch.from_numpy(np.ascontiguousarray(X_out))
+        X_out = torch.from_numpy(np.ascontiguousarray(X_out)).to(getattr(torch, layout.dtype))
     if layout.label_kind == "torch" and y_out.dtype.kind in "iufb":
         y_out = torch.from_numpy(np.ascontiguousarray(y_out))
     return X_out, y_out
