@@ -8,20 +8,22 @@ from the small set.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import time
+
 from joblib import Parallel, delayed
+from sklearn.base import clone
 
-from ._runtime import isolated_rng, make_generator, resolve_device
+from ._runtime import resolve_device
+from .classifier import NetworkClassifier
 from .data import Normalization
-from .networks import build_model
-from .training import TrainRecipe, predict_logits, train_network
-from .validation import prepare_training_data
+from .training import TrainRecipe
+from .validation import check_positive_int
 
-__all__ = ["EvaluationResult", "evaluate_set"]
+__all__ = ["EvaluationResult", "ProtocolResult", "evaluate_set", "evaluate_reducer"]
 
 
 @dataclass
@@ -42,22 +44,15 @@ class EvaluationResult:
         return f"{100 * self.mean:.1f} +- {100 * self.std:.1f} % (n={len(self.accuracies)})"
 
 
-def _train_and_score(model, shape, n_classes, X_train, y_train, X_test, y_test, norm, recipe,
-                     seed, device, threads):
+def _labels(y) -> np.ndarray:
+    return y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+
+
+def _train_and_score(params: dict, X_set, y_set, X_test, y_test, threads: int | None) -> float:
     if threads is not None:
         torch.set_num_threads(threads)
-    device = torch.device(device)
-    mean, std = norm.tensors(device, X_train.dim())
-    with isolated_rng(seed, device):
-        generator = make_generator(seed, device)
-        net = build_model(model, shape, n_classes).to(device)
-        train_network(net, X_train.to(device), y_train.to(device), recipe, generator, mean, std)
-        correct = 0
-        for start in range(0, X_test.shape[0], 2048):
-            xb = X_test[start : start + 2048].to(device)
-            pred = predict_logits(net, xb, mean, std).argmax(dim=1).cpu()
-            correct += int((pred == y_test[start : start + 2048]).sum())
-    return correct / X_test.shape[0]
+    clf = NetworkClassifier(**params).fit(X_set, y_set)
+    return float(np.mean(clf.predict(X_test) == _labels(y_test)))
 
 
 def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normalization,
@@ -94,33 +89,101 @@ def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normaliz
     -------
     EvaluationResult
     """
-    from .condenser import resolve_model
-
-    train = prepare_training_data(X_set, y_set, input_shape)
-    test = prepare_training_data(X_test, y_test, input_shape)
-    if train.layout.sample_shape != test.layout.sample_shape:
-        raise ValueError(
-            f"the set has samples of shape {train.layout.sample_shape} but the test set "
-            f"{test.layout.sample_shape}"
-        )
-    classes = train.classes
-    missing = np.setdiff1d(test.classes, classes)
+    if isinstance(normalization, Normalization):
+        normalization = normalization.as_dict()
+    y_set_np, y_test_np = _labels(y_set), _labels(y_test)
+    missing = np.setdiff1d(np.unique(y_test_np), np.unique(y_set_np))
     if len(missing):
         raise ValueError(f"test labels {missing.tolist()!r} do not occur in the training set")
-    test_codes = torch.from_numpy(np.searchsorted(classes, test.classes)[test.labels.numpy()])
-    if isinstance(normalization, dict):
-        normalization = Normalization(tuple(normalization["mean"]), tuple(normalization["std"]))
     recipe = recipe or TrainRecipe(epochs=int(epochs))
     device = resolve_device(device)
-    model = resolve_model(model, train.layout.image_shape)
-    shape = train.layout.internal_shape
-    args = (model, shape, len(classes), train.images, train.labels, test.images, test_codes,
-            normalization, recipe)
-    seeds = [int(random_state) + i for i in range(int(n_models))]
+    base = dict(model=model, epochs=recipe.epochs, lr=recipe.lr, momentum=recipe.momentum,
+                weight_decay=recipe.weight_decay, batch_size=recipe.batch_size,
+                normalization=normalization, input_shape=input_shape)
+    seeds = [int(random_state) + i for i in range(check_positive_int(n_models, "n_models"))]
     if device.type == "cpu" and n_jobs not in (None, 1):
+        # One torch thread per process: small networks do not gain from more.
         accs = Parallel(n_jobs=n_jobs)(
-            delayed(_train_and_score)(*args, seed, "cpu", 1) for seed in seeds
+            delayed(_train_and_score)({**base, "device": "cpu", "random_state": seed},
+                                      X_set, y_set, X_test, y_test, 1)
+            for seed in seeds
         )
     else:
-        accs = [_train_and_score(*args, seed, str(device), None) for seed in seeds]
+        accs = [_train_and_score({**base, "device": str(device), "random_state": seed},
+                                 X_set, y_set, X_test, y_test, None) for seed in seeds]
     return EvaluationResult([float(a) for a in accs])
+
+
+@dataclass
+class ProtocolResult(EvaluationResult):
+    """Pooled accuracies of ``n_repeats`` sets x ``n_models`` networks.
+
+    Attributes
+    ----------
+    per_set : list of list of float
+        Accuracies of the networks trained on each set.
+    fit_seconds : list of float
+        Time to condense or select each set.
+    """
+
+    per_set: list[list[float]] = field(default_factory=list)
+    fit_seconds: list[float] = field(default_factory=list)
+
+
+def evaluate_reducer(reducer, X, y, X_test, y_test, *, n_repeats: int = 2, n_models: int = 5,
+                     epochs: int = 300, model="auto", random_state: int = 0, device="auto",
+                     n_jobs: int | None = 1, callback=None) -> ProtocolResult:
+    """The evaluation protocol: ``n_repeats`` sets from ``reducer``, ``n_models`` networks on each.
+
+    Each repeat fits a clone of ``reducer`` with ``random_state + 1000 * r`` (when
+    it has a ``random_state``), then scores its set with :func:`evaluate_set`
+    using the set's ``normalization_`` (the real data's statistics). The paper
+    uses 2 sets x 50 networks.
+
+    Parameters
+    ----------
+    reducer : GradientMatchingCondenser, Herding or RandomCoreset
+        Unfitted; it is cloned.
+    X, y : array-like
+        Real training data.
+    X_test, y_test : array-like
+        Real test data.
+    model : str or callable, default="auto"
+        The evaluation network, which may differ from the one used to
+        condense (cross-architecture evaluation).
+    callback : callable, optional
+        ``callback(r, accuracies, fit_seconds)`` after each set.
+
+    Returns
+    -------
+    ProtocolResult
+
+    Examples
+    --------
+    >>> from gradmatch import RandomCoreset
+    >>> from gradmatch.datasets import load_digits_images
+    >>> (X, y), (X_test, y_test) = load_digits_images()
+    >>> res = evaluate_reducer(RandomCoreset(ipc=1), X, y, X_test, y_test,
+    ...                        n_repeats=2, n_models=1, epochs=2)
+    >>> len(res.per_set), len(res.accuracies)
+    (2, 2)
+    """
+    result = ProtocolResult()
+    for r in range(check_positive_int(n_repeats, "n_repeats")):
+        seed = int(random_state) + 1000 * r
+        est = clone(reducer)
+        if "random_state" in est.get_params():
+            est.set_params(random_state=seed)
+        start = time.perf_counter()
+        X_set, y_set = est.fit_resample(X, y)
+        seconds = time.perf_counter() - start
+        res = evaluate_set(X_set, y_set, X_test, y_test, normalization=est.normalization_,
+                           model=model, input_shape=getattr(est, "input_shape", None),
+                           n_models=n_models, epochs=epochs, random_state=seed, device=device,
+                           n_jobs=n_jobs)
+        result.per_set.append(res.accuracies)
+        result.accuracies.extend(res.accuracies)
+        result.fit_seconds.append(seconds)
+        if callback is not None:
+            callback(r, res.accuracies, seconds)
+    return result

@@ -139,7 +139,9 @@ class Herding(_Selector):
         ``"auto"`` trains for at least :data:`AUTO_FEATURE_STEPS` (200) SGD
         steps and at least one epoch: 25 epochs on scikit-learn digits (the
         ConvNet reaches about 99% training accuracy), one epoch on
-        Fashion-MNIST. ``feature_train_accuracy_`` reports the figure reached.
+        Fashion-MNIST (88% training accuracy, measured with seed 0; about 10
+        minutes on 2 CPU cores). ``feature_train_accuracy_`` reports the
+        figure reached.
     model : {"auto", "convnet", "mlp"} or callable, default="auto"
         The feature network; it must have an ``embed`` method.
     input_shape : tuple (C, H, W), default=None

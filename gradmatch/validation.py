@@ -22,6 +22,7 @@ __all__ = [
     "check_positive_int",
     "check_positive_float",
     "check_input_shape",
+    "prepare_images",
     "prepare_training_data",
     "to_output_images",
     "to_output_labels",
@@ -242,6 +243,44 @@ def _as_tensor_images(X) -> tuple[torch.Tensor, str, object]:
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
+def _shape_images(tensor: torch.Tensor, input_shape) -> tuple[torch.Tensor, tuple, tuple | None]:
+    """Bring a validated X tensor to ``(n, C, H, W)`` (images) or ``(n, d)`` (flat)."""
+    n = tensor.shape[0]
+    sample_shape = tuple(int(v) for v in tensor.shape[1:])
+    image_shape = None
+    if tensor.dim() == 2:
+        if input_shape is not None:
+            if int(np.prod(input_shape)) != sample_shape[0]:
+                raise ValueError(
+                    f"input_shape={input_shape} holds {int(np.prod(input_shape))} values but X has "
+                    f"{sample_shape[0]} features per row"
+                )
+            image_shape = input_shape
+            tensor = tensor.reshape((n,) + input_shape)
+    elif tensor.dim() == 3:
+        image_shape = (1,) + sample_shape
+        if input_shape is not None and input_shape != image_shape:
+            raise ValueError(f"input_shape={input_shape} does not match grey images of shape {sample_shape} (expected {image_shape})")
+        tensor = tensor.unsqueeze(1)
+    elif tensor.dim() == 4:
+        image_shape = sample_shape
+        if input_shape is not None and input_shape != image_shape:
+            raise ValueError(f"input_shape={input_shape} does not match images of shape {sample_shape}")
+    else:
+        raise ValueError(
+            f"X must have 2 to 4 dimensions (n, d), (n, H, W) or (n, C, H, W); got shape {tuple(tensor.shape)}"
+        )
+    return tensor, sample_shape, image_shape
+
+
+def prepare_images(X, input_shape=None) -> tuple[torch.Tensor, InputLayout]:
+    """Validate X alone (for prediction) and bring it to the internal layout."""
+    tensor, kind, _ = _as_tensor_images(X)
+    tensor, sample_shape, image_shape = _shape_images(tensor, check_input_shape(input_shape))
+    dtype = str(tensor.dtype).replace("torch.", "") if tensor.is_floating_point() else "float32"
+    return tensor, InputLayout(sample_shape, image_shape, dtype, kind)
+
+
 def prepare_training_data(X, y, input_shape=None) -> PreparedData:
     """Validate ``(X, y)`` and bring X to ``(n, C, H, W)`` (images) or ``(n, d)`` (flat).
 
@@ -273,31 +312,7 @@ def prepare_training_data(X, y, input_shape=None) -> PreparedData:
         raise ValueError(f"X and y have different lengths: X has {n} samples, y has {len(encoded)}")
     if label_kind_override is not None and classes.dtype.kind in "iub":
         label_kind = label_kind_override
-
-    sample_shape = tuple(int(v) for v in tensor.shape[1:])
-    image_shape = None
-    if tensor.dim() == 2:
-        if input_shape is not None:
-            if int(np.prod(input_shape)) != sample_shape[0]:
-                raise ValueError(
-                    f"input_shape={input_shape} holds {int(np.prod(input_shape))} values but X has "
-                    f"{sample_shape[0]} features per row"
-                )
-            image_shape = input_shape
-            tensor = tensor.reshape((n,) + input_shape)
-    elif tensor.dim() == 3:
-        image_shape = (1,) + sample_shape
-        if input_shape is not None and input_shape != image_shape:
-            raise ValueError(f"input_shape={input_shape} does not match grey images of shape {sample_shape} (expected {image_shape})")
-        tensor = tensor.unsqueeze(1)
-    elif tensor.dim() == 4:
-        image_shape = sample_shape
-        if input_shape is not None and input_shape != image_shape:
-            raise ValueError(f"input_shape={input_shape} does not match images of shape {sample_shape}")
-    else:
-        raise ValueError(
-            f"X must have 2 to 4 dimensions (n, d), (n, H, W) or (n, C, H, W); got shape {tuple(tensor.shape)}"
-        )
+    tensor, sample_shape, image_shape = _shape_images(tensor, input_shape)
     # Float input keeps its dtype; integer (and bool) input gives float32.
     dtype = str(tensor.dtype).replace("torch.", "") if tensor.is_floating_point() else "float32"
     layout = InputLayout(sample_shape, image_shape, dtype, kind, label_kind)

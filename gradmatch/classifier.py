@@ -1,0 +1,165 @@
+"""NetworkClassifier: train one of the package's networks from scratch, scikit-learn style.
+
+This is the building block of the evaluation protocol: "condense, then train"
+is a condenser followed by a ``NetworkClassifier`` fitted on its output with
+the real data's normalisation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ._runtime import isolated_rng, make_generator, resolve_device, seed_from
+from .data import Normalization
+from .networks import build_model, check_network_fits
+from .training import TrainRecipe, predict_logits, train_network
+from .validation import check_positive_float, check_positive_int, prepare_images, prepare_training_data
+
+__all__ = ["NetworkClassifier"]
+
+
+class NetworkClassifier(ClassifierMixin, BaseEstimator):
+    """A network trained from scratch with DC's evaluation recipe.
+
+    Parameters
+    ----------
+    model : str or callable, default="auto"
+        ``"auto"`` (ConvNet for images, MLP for flat features), any name of
+        :data:`gradmatch.networks.MODELS`, or a factory
+        ``(input_shape, n_classes) -> nn.Module``.
+    epochs : int, default=300
+        Training epochs; the learning rate drops x0.1 at half.
+    lr : float, default=0.01
+    momentum : float, default=0.9
+    weight_decay : float, default=5e-4
+    batch_size : int, default=256
+    normalization : "auto", None, dict or (mean, std), default="auto"
+        ``"auto"`` uses the statistics of the data given to ``fit``. To train on
+        a synthetic or selected set, pass the real data's statistics, e.g. a
+        condenser's ``normalization_`` dict.
+    input_shape : tuple (C, H, W), default=None
+        Treat flat X as images.
+    device : str, default="auto"
+    random_state : int, RandomState or None, default=None
+        Seeds the initialisation and the batches; the global RNG is untouched.
+    verbose : int, default=0
+        ``> 0`` shows a progress bar over epochs.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+    n_features_in_ : int
+    network_state_ : dict of ndarray
+        The trained weights (numpy, so a fitted classifier pickles without torch modules).
+    normalization_ : dict
+        The statistics used.
+
+    Examples
+    --------
+    >>> from gradmatch.datasets import load_digits_images
+    >>> from gradmatch.classifier import NetworkClassifier
+    >>> (X, y), (X_test, y_test) = load_digits_images()
+    >>> clf = NetworkClassifier(epochs=3, random_state=0).fit(X, y)
+    >>> clf.predict(X_test[:4]).shape
+    (4,)
+    """
+
+    def __init__(self, model="auto", *, epochs=300, lr=0.01, momentum=0.9, weight_decay=5e-4,
+                 batch_size=256, normalization="auto", input_shape=None, device="auto",
+                 random_state=None, verbose=0):
+        self.model = model
+        self.epochs = epochs
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.normalization = normalization
+        self.input_shape = input_shape
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _recipe(self) -> TrainRecipe:
+        return TrainRecipe(
+            epochs=check_positive_int(self.epochs, "epochs", 0),
+            lr=check_positive_float(self.lr, "lr"),
+            momentum=check_positive_float(self.momentum, "momentum", allow_zero=True),
+            weight_decay=check_positive_float(self.weight_decay, "weight_decay", allow_zero=True),
+            batch_size=check_positive_int(self.batch_size, "batch_size"),
+        )
+
+    def fit(self, X, y=None):
+        """Train a fresh network on ``(X, y)``. Returns self."""
+        from .condenser import resolve_model, resolve_normalization
+
+        recipe = self._recipe()
+        device = resolve_device(self.device)
+        data = prepare_training_data(X, y, self.input_shape)
+        norm = self.normalization
+        if isinstance(norm, dict):
+            norm = (norm["mean"], norm["std"])
+        elif isinstance(norm, Normalization):
+            norm = (norm.mean, norm.std)
+        norm = resolve_normalization(norm, data)
+        model = resolve_model(self.model, data.layout.image_shape)
+        shape = data.layout.internal_shape
+        seed = seed_from(self.random_state)
+        mean, std = norm.tensors(device, data.images.dim())
+        with isolated_rng(seed, device):
+            generator = make_generator(seed, device)
+            net = build_model(model, shape, data.n_classes).to(device)
+            images = data.images.to(device)
+            check_network_fits(net, (images[:2].to(torch.float32) - mean) / std, data.n_classes)
+            train_network(net, images, data.labels.to(device), recipe, generator, mean, std,
+                          progress=self.verbose > 0, desc="training")
+        self.classes_ = data.classes
+        self.n_features_in_ = int(np.prod(data.layout.sample_shape))
+        self.normalization_ = norm.as_dict()
+        self.network_state_ = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+        self._fit_layout = data.layout
+        self._model_resolved = model
+        self._net = net.eval()
+        return self
+
+    # ----------------------------------------------------------------- inference
+    def _network(self, device: torch.device):
+        net = getattr(self, "_net", None)
+        if net is None:
+            layout = self._fit_layout
+            net = build_model(self._model_resolved, layout.internal_shape, len(self.classes_))
+            net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.network_state_.items()})
+            self._net = net
+        return net.to(device).eval()
+
+    def _images(self, X) -> torch.Tensor:
+        images, layout = prepare_images(X, self.input_shape)
+        if layout.sample_shape != self._fit_layout.sample_shape:
+            raise ValueError(
+                f"X has samples of shape {layout.sample_shape}; the classifier was fitted on "
+                f"{self._fit_layout.sample_shape}"
+            )
+        return images
+
+    def decision_function(self, X) -> np.ndarray:
+        """Logits, ``(n, n_classes)``."""
+        check_is_fitted(self, "network_state_")
+        device = resolve_device(self.device)
+        images = self._images(X).to(device)
+        norm = Normalization(tuple(self.normalization_["mean"]), tuple(self.normalization_["std"]))
+        mean, std = norm.tensors(device, images.dim())
+        return predict_logits(self._network(device), images, mean, std).cpu().numpy()
+
+    def predict_proba(self, X) -> np.ndarray:
+        logits = torch.from_numpy(self.decision_function(X))
+        return torch.softmax(logits, dim=1).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.decision_function(X).argmax(axis=1)]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_net", None)  # weights travel as numpy in network_state_
+        return state
