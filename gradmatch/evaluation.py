@@ -21,7 +21,7 @@ from ._runtime import resolve_device
 from .classifier import NetworkClassifier
 from .data import Normalization
 from .training import TrainRecipe
-from .validation import check_positive_int
+from .validation import check_positive_int, prepare_images
 
 __all__ = ["EvaluationResult", "ProtocolResult", "evaluate_set", "evaluate_reducer"]
 
@@ -91,6 +91,14 @@ def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normaliz
     """
     if isinstance(normalization, Normalization):
         normalization = normalization.as_dict()
+    # Fail before any training when the set and the test data do not match.
+    set_layout = prepare_images(X_set, input_shape)[1]
+    test_layout = prepare_images(X_test, input_shape)[1]
+    if set_layout.sample_shape != test_layout.sample_shape:
+        raise ValueError(
+            f"the set has samples of shape {set_layout.sample_shape} but the test set "
+            f"{test_layout.sample_shape}"
+        )
     y_set_np, y_test_np = _labels(y_set), _labels(y_test)
     missing = np.setdiff1d(np.unique(y_test_np), np.unique(y_set_np))
     if len(missing):
