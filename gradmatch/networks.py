@@ -68,7 +68,19 @@ def conv_output_size(channels: int, size: int, depth: int = 3) -> int:
     return size
 
 
-class ConvNet(nn.Module):
+class _FeatureClassifier(nn.Module):
+    """A network that is ``embed`` (features, flattened) followed by a Linear ``classifier``."""
+
+    classifier: nn.Linear
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
+
+
+class ConvNet(_FeatureClassifier):
     """DC's ConvNet.
 
     Parameters
@@ -118,9 +130,6 @@ class ConvNet(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The flattened features fed to the classifier."""
         return self.features(x).flatten(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
 
 
 class MLP(nn.Module):
@@ -262,7 +271,7 @@ class LeNet(nn.Module):
         return self.fc3(self.embed(x))
 
 
-class AlexNet(nn.Module):
+class AlexNet(_FeatureClassifier):
     """DC's small AlexNet (no normalisation, one Linear).
 
     Conv 5x5 (128; padding 4 for grey input, 2 for colour) -> ReLU -> MaxPool 2
@@ -305,15 +314,12 @@ class AlexNet(nn.Module):
         """The flattened features fed to the classifier."""
         return self.features(x).flatten(1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
-
 
 #: VGG-11's conv widths, "M" marking a 2x2 max-pool.
 VGG11_CFG = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 
 
-class VGG11(nn.Module):
+class VGG11(_FeatureClassifier):
     """DC's VGG-11, with instance norm by default.
 
     Every conv is 3x3 (padding 3 in the first for grey input, so 28x28 maps
@@ -369,9 +375,6 @@ class VGG11(nn.Module):
         """The flattened features fed to the classifier."""
         return self.features(x).flatten(1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
-
 
 class VGG11BN(VGG11):
     """DC's VGG11BN: :class:`VGG11` with BatchNorm2d."""
@@ -407,7 +410,7 @@ class BasicBlock(nn.Module):
         return torch.relu(out + self.shortcut(x))
 
 
-class ResNet18(nn.Module):
+class ResNet18(_FeatureClassifier):
     """DC's ResNet-18 (the CIFAR variant), with instance norm by default.
 
     Conv 3x3 (64, stride 1, no bias; ``C`` input channels) -> norm -> ReLU ->
@@ -458,9 +461,6 @@ class ResNet18(nn.Module):
         out = torch.relu(self.bn1(self.conv1(x)))
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
         return self.pool(out).flatten(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
 
 
 class ResNet18BN(ResNet18):

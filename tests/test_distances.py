@@ -34,13 +34,7 @@ MIN_NORM = 1e-2
 VALID_NAMES = ("cos", "l2", "sse", "mse")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: one intra-op thread is much faster (and immune to a busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 # ---------------------------------------------------------------------------

@@ -11,13 +11,7 @@ from hypothesis import strategies as st
 from gradmatch.herding import herding_order
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: one intra-op thread is much faster (and immune to a busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def brute_force_herding(features: np.ndarray, k: int) -> list[int]:

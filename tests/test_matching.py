@@ -19,13 +19,7 @@ from gradmatch.matching import (
 from gradmatch.networks import MLP, ConvNet
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: one intra-op thread is much faster (and immune to a busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 # ---------------------------------------------------------------------------

@@ -10,13 +10,7 @@ from torch import nn
 from gradmatch.networks import MLP, MODELS, ConvNet, build_model, check_model, conv_output_size
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: one intra-op thread is much faster (and immune to a busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def _n_params(net: nn.Module) -> int:

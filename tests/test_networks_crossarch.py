@@ -30,13 +30,12 @@ from gradmatch.networks import (
 )
 
 
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
 @pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Small batches: one intra-op thread is much faster (and immune to a busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _free_cached_networks():
     yield
-    torch.set_num_threads(before)
     _net.cache_clear()  # about 300 MB of weights
 
 
