@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import torch
 
 from ._base import BaseReducer
 from ._runtime import isolated_rng, make_generator, resolve_device, seed_from
+from .checkpoint import checkpoint_path, fingerprint, load_checkpoint, save_checkpoint
 from .data import ClassPools, Normalization, channel_stats
 from .distances import make_distance
 from .engine import CondensationLoop, DivergenceError, LoopSettings
@@ -138,6 +140,17 @@ class GradientMatchingCondenser(BaseReducer):
         ``callback(iteration, record)`` after every iteration, ``record`` a dict
         with ``loss``, ``seconds``, ``network_steps`` and ``rule``; returning
         True stops the fit early.
+    checkpoint : str or path, default=None
+        A folder for checkpoints. The run saves its state there every
+        ``checkpoint_every`` iterations, at the end, on Ctrl-C and on
+        divergence, in a file named by a fingerprint of the data, labels and
+        settings; a later fit with the same fingerprint resumes from it and
+        gives the same set as an uninterrupted run (on the CPU).
+    checkpoint_every : int, default=10
+        Iterations between checkpoints.
+    warm_start : bool, default=False
+        Continue from the previous fit's synthetic set, optimiser and random
+        state up to ``iterations`` in total (raise ``iterations`` first).
 
     Attributes
     ----------
@@ -157,7 +170,10 @@ class GradientMatchingCondenser(BaseReducer):
         Per iteration: ``loss`` (mean matching loss over its matching steps),
         ``seconds`` and ``network_steps``.
     n_iter_ : int
-        Iterations run.
+        Iterations run in total (across warm starts and resumes).
+    partial_ : bool
+        True when the fit was interrupted (Ctrl-C) or diverged: ``X_syn_``
+        then holds the set reached so far (the last finite one on divergence).
 
     Examples
     --------
@@ -197,6 +213,9 @@ class GradientMatchingCondenser(BaseReducer):
         random_state=None,
         verbose=0,
         callback=None,
+        checkpoint=None,
+        checkpoint_every=10,
+        warm_start=False,
     ):
         self.ipc = ipc
         self.match = match
@@ -219,6 +238,9 @@ class GradientMatchingCondenser(BaseReducer):
         self.random_state = random_state
         self.verbose = verbose
         self.callback = callback
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
+        self.warm_start = warm_start
 
     # ------------------------------------------------------------------ checks
     def _check_params(self, n_classes: int) -> dict:
@@ -263,6 +285,30 @@ class GradientMatchingCondenser(BaseReducer):
         resolve_device(self.device)
         return super()._validate_data(X, y)
 
+    # ------------------------------------------------------------------ resume
+    #: Parameters that do not change the synthetic set of a given iteration, so a
+    #: checkpoint stays valid when they change (iterations: a longer run continues).
+    _NOT_FINGERPRINTED = ("iterations", "verbose", "callback", "checkpoint", "checkpoint_every",
+                          "warm_start", "device")
+
+    def _fingerprint_params(self) -> dict:
+        return {k: v for k, v in self.get_params(deep=False).items() if k not in self._NOT_FINGERPRINTED}
+
+    def _starting_state(self, data: PreparedData, ckpt, fp) -> dict | None:
+        """Where a fit starts: the previous fit (warm_start), a checkpoint, or scratch."""
+        previous = getattr(self, "_state", None)
+        if self.warm_start and previous is not None:
+            if not np.array_equal(previous["classes"], data.classes):
+                raise ValueError(
+                    "warm_start=True continues the previous synthetic set, which was fitted on classes "
+                    f"{previous['classes'].tolist()!r}; these data have {data.classes.tolist()!r}. "
+                    "Set warm_start=False to start over."
+                )
+            return previous
+        if ckpt is not None:
+            return load_checkpoint(ckpt, fp)
+        return None
+
     # ------------------------------------------------------------------ fit
     def _fit(self, data: PreparedData) -> None:
         n_classes = data.n_classes
@@ -300,16 +346,49 @@ class GradientMatchingCondenser(BaseReducer):
             mean, std = np.asarray(norm.mean), np.asarray(norm.std)
             self.normalization_ = norm.as_dict()
             self._syn_codes = np.repeat(np.arange(n_classes), syn_counts)
-            try:
-                loop.run(progress=self.verbose > 0, callback=self.callback)
-            except DivergenceError as err:
-                # Keep the last finite set on the estimator before re-raising.
-                self.X_syn_ = to_output_images(err.last_good, data.layout, mean, std)
+            ckpt = None
+            if self.checkpoint is not None:
+                fp = fingerprint(data.images, data.labels, data.classes, self._fingerprint_params())
+                ckpt = checkpoint_path(self.checkpoint, fp)
+            state = self._starting_state(data, ckpt, fp if ckpt else None)
+            if state is not None:
+                loop.restore(state)
+            every = check_positive_int(self.checkpoint_every, "checkpoint_every")
+
+            def save(boundary: dict) -> None:
+                if ckpt is not None:
+                    save_checkpoint(ckpt, boundary, fp)
+
+            def on_iteration(iteration: int, record: dict):
+                if loop.iteration % every == 0:
+                    save(loop.last_boundary_state())
+                return self.callback(iteration, record) if self.callback is not None else None
+
+            def keep(syn: torch.Tensor, partial: bool) -> None:
+                self.X_syn_ = to_output_images(syn, data.layout, mean, std)
                 self.y_syn_ = to_output_labels(self._syn_codes, data.classes)
                 self.history_ = loop.history
                 self.n_iter_ = loop.iteration
+                self.partial_ = partial
+                self._state = {**loop.last_boundary_state(), "classes": data.classes}
+
+            if state is not None and loop.iteration >= settings.iterations:
+                warnings.warn(
+                    f"{loop.iteration} iterations are already done (iterations={settings.iterations}); "
+                    "nothing to run. Raise iterations to continue.", UserWarning, stacklevel=4)
+            try:
+                loop.run(progress=self.verbose > 0, callback=on_iteration)
+            except DivergenceError as err:
+                # Keep the last finite set on the estimator and in the checkpoint.
+                keep(err.last_good, partial=True)
+                save(loop.last_boundary_state())
                 raise
-        self.X_syn_ = to_output_images(loop.synthetic, data.layout, mean, std)
-        self.history_ = loop.history
-        self.n_iter_ = loop.iteration
+            except KeyboardInterrupt:
+                # Ctrl-C: keep what was reached, checkpoint the last whole iteration,
+                # and re-raise so an enclosing search stops too.
+                keep(loop.synthetic, partial=True)
+                save(loop.last_boundary_state())
+                raise
+            keep(loop.synthetic, partial=False)
+            save(loop.last_boundary_state())
         self.model_ = model if isinstance(model, str) else "custom"

@@ -121,6 +121,7 @@ class CondensationLoop:
             self.optimizer.load_state_dict(self.optimizer_state)
         self._held = None
         self._last_good = self.syn.detach().clone()
+        self._boundary = None
         if self.settings.schedule.until_overfit:
             # A fixed mixed-class real batch, the "validation" loss of the overfit rule.
             self._held = self.pools.sample_mixed(self.settings.overfit_batch, self.generator)
@@ -241,6 +242,7 @@ class CondensationLoop:
             self.history[key].append(record[key])
         self.iteration += 1
         self._last_good = self.syn.detach().clone()
+        self._boundary = self.state()
         return record
 
     def run(self, progress: bool = False, callback: Callable[[int, dict], object] | None = None) -> None:
@@ -258,3 +260,48 @@ class CondensationLoop:
     @property
     def synthetic(self) -> torch.Tensor:
         return self.syn.detach()
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict:
+        """Everything needed to continue exactly from here, as numpy arrays and plain values.
+
+        Taken at an iteration boundary, it makes a resumed run identical (on the
+        CPU) to an uninterrupted one: the synthetic set, the momentum of its
+        optimiser, the generator and the global torch RNG, the iteration
+        counter and the history.
+        """
+        buf = self.optimizer.state.get(self.syn, {}).get("momentum_buffer")
+        return {
+            "syn": self.syn.detach().cpu().numpy().copy(),
+            "momentum": None if buf is None else buf.detach().cpu().numpy().copy(),
+            "generator": self.generator.get_state().numpy().copy(),
+            "global_rng": torch.get_rng_state().numpy().copy(),
+            "iteration": int(self.iteration),
+            "history": {k: list(v) for k, v in self.history.items()},
+        }
+
+    def last_boundary_state(self) -> dict:
+        """The state at the end of the last finished iteration (or now, before the first)."""
+        return self._boundary if self._boundary is not None else self.state()
+
+    def restore(self, state: dict) -> None:
+        """Continue from a :meth:`state` (learning rates stay those of the current settings)."""
+        syn = torch.as_tensor(state["syn"], dtype=torch.float32)
+        if tuple(syn.shape) != tuple(self.syn.shape):
+            raise ValueError(
+                f"the saved synthetic set has shape {tuple(syn.shape)}, this run expects "
+                f"{tuple(self.syn.shape)} (different ipc, classes or input shape)"
+            )
+        with torch.no_grad():
+            self.syn.copy_(syn.to(self.syn.device))
+        self.optimizer.state.clear()
+        if state.get("momentum") is not None:
+            self.optimizer.state[self.syn]["momentum_buffer"] = torch.as_tensor(
+                state["momentum"], dtype=torch.float32).to(self.syn.device).clone()
+        self.generator.set_state(torch.as_tensor(state["generator"], dtype=torch.uint8).cpu())
+        if state.get("global_rng") is not None:
+            torch.set_rng_state(torch.as_tensor(state["global_rng"], dtype=torch.uint8).cpu())
+        self.iteration = int(state["iteration"])
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        self._last_good = self.syn.detach().clone()
+        self._boundary = self.state()
