@@ -8,6 +8,7 @@ Condense a labelled training set into a few synthetic samples per class
 from ._version import __version__
 from .condenser import GradientMatchingCondenser
 from .engine import DivergenceError
+from .io import SyntheticSet, load_set, save_set
 from .selectors import Herding, RandomCoreset
 
 __all__ = [
@@ -16,4 +17,7 @@ __all__ = [
     "Herding",
     "RandomCoreset",
     "DivergenceError",
+    "SyntheticSet",
+    "save_set",
+    "load_set",
 ]

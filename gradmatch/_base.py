@@ -32,6 +32,11 @@ class BaseReducer(BaseEstimator):
     def _validate_data(self, X, y) -> PreparedData:
         ipc = check_ipc(self.ipc)
         data = prepare_training_data(X, y, getattr(self, "input_shape", None))
+        if ipc > len(data.labels):
+            raise ValueError(
+                f"ipc={ipc} asks for more samples per class than the {len(data.labels)} training "
+                "samples there are in all"
+            )
         counts = data.class_counts
         small = [(data.classes[c], int(n)) for c, n in enumerate(counts) if n < ipc]
         if small:

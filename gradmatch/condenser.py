@@ -11,7 +11,7 @@ import torch
 from ._base import BaseReducer
 from ._runtime import isolated_rng, make_generator, resolve_device, seed_from
 from .checkpoint import checkpoint_path, fingerprint, load_checkpoint, save_checkpoint
-from .data import ClassPools, Normalization, channel_stats
+from .data import ClassPools, Normalization, channel_range, channel_stats
 from .distances import make_distance
 from .engine import CondensationLoop, DivergenceError, LoopSettings
 from .matching import check_match
@@ -52,6 +52,14 @@ def resolve_normalization(normalization, data: PreparedData) -> Normalization:
         ) from None
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
         raise ValueError("normalization needs finite means and finite, positive stds")
+    # The normalised data must stay finite in float32, where the networks compute.
+    lo, hi = channel_range(data.images)
+    reach = np.maximum(np.abs(lo - mean), np.abs(hi - mean)) / std
+    if not np.all(reach < np.finfo(np.float32).max / 1e3):
+        raise ValueError(
+            f"normalization (mean {mean.tolist()}, std {std.tolist()}) scales the data beyond "
+            "float32's range; use the data's own statistics ('auto') or a larger std"
+        )
     return Normalization(tuple(mean.tolist()), tuple(std.tolist()))
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-__all__ = ["Normalization", "ClassPools", "channel_stats"]
+__all__ = ["Normalization", "ClassPools", "channel_stats", "channel_range"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,19 @@ def channel_stats(images: torch.Tensor, chunk: int = 4096) -> Normalization:
     return Normalization(tuple(mean.tolist()), tuple(std.tolist()))
 
 
+def channel_range(images: torch.Tensor, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel minimum and maximum of ``(n, C, ...)`` data, chunk by chunk (float64)."""
+    channels = images.shape[1]
+    lo = np.full(channels, np.inf)
+    hi = np.full(channels, -np.inf)
+    for start in range(0, images.shape[0], chunk):
+        block = images[start : start + chunk].to(device="cpu", dtype=torch.float64)
+        block = block.transpose(0, 1).reshape(channels, -1)
+        lo = np.minimum(lo, block.min(dim=1).values.numpy())
+        hi = np.maximum(hi, block.max(dim=1).values.numpy())
+    return lo, hi
+
+
 class ClassPools:
     """Real images grouped by class, drawn as normalised float32 batches.
 
@@ -82,10 +96,8 @@ class ClassPools:
             torch.nonzero(labels == c, as_tuple=False).flatten() for c in range(self.n_classes)
         ]
         self.mean, self.std = normalization.tensors(self.device, self.images.dim())
-        self._labels = [
-            torch.full((len(p),), c, dtype=torch.long, device=self.device)
-            for c, p in enumerate(self.pools)
-        ]
+        # Label tensors for batches, made once per (class, size): not one per sample.
+        self._labels: dict[tuple[int, int], torch.Tensor] = {}
 
     @property
     def class_sizes(self) -> list[int]:
@@ -104,7 +116,10 @@ class ClassPools:
         size = min(int(size), len(pool))
         perm = torch.randperm(len(pool), generator=generator, device=generator.device)[:size]
         rows = pool[perm.to(pool.device)]
-        return self.take(rows), self._labels[c][:size]
+        labels = self._labels.get((c, size))
+        if labels is None:
+            labels = self._labels[(c, size)] = torch.full((size,), c, dtype=torch.long, device=self.device)
+        return self.take(rows), labels
 
     def sample_mixed(self, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``size`` images drawn without replacement from all classes (at most all of them)."""

@@ -93,9 +93,9 @@ def check_positive_float(value, name: str, allow_zero: bool = False) -> float:
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
     value = float(value)
     ok = value >= 0 if allow_zero else value > 0
-    if not ok or not np.isfinite(value):
+    if not ok or not np.isfinite(value) or value > _FLOAT32_MAX:
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+        raise ValueError(f"{name} must be a finite number {bound} within float32's range, got {value!r}")
     return value
 
 
@@ -178,7 +178,12 @@ def _materialise_dataset(dataset) -> tuple[torch.Tensor, list]:
         raise ValueError("the Dataset passed as X is empty")
     images, labels = [], []
     for i in range(n):
-        item = dataset[i]
+        try:
+            item = dataset[i]
+        except (IndexError, KeyError) as err:
+            raise ValueError(
+                f"the Dataset passed as X says it has {n} items but item {i} cannot be read: {err!r}"
+            ) from None
         if not isinstance(item, (tuple, list)) or len(item) != 2:
             raise ValueError(
                 f"a Dataset passed as X must return (image, label) pairs; item {i} is "
@@ -186,6 +191,8 @@ def _materialise_dataset(dataset) -> tuple[torch.Tensor, list]:
                 + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else "")
             )
         image, label = item
+        if any(isinstance(v, torch.Tensor) and v.is_meta for v in (image, label)):
+            raise ValueError(f"Dataset item {i} holds a tensor on the meta device, which has no values")
         image = torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image)
         if isinstance(label, torch.Tensor):
             if label.numel() != 1:
@@ -219,6 +226,9 @@ def _as_tensor_images(X) -> tuple[torch.Tensor, str, object]:
             raise ValueError("X is empty (0 samples)")
         if X.is_floating_point() and not bool(torch.isfinite(X).all()):
             raise ValueError("X contains NaN or infinity")
+        _check_sample_size(tuple(X.shape))
+        if X.is_floating_point() and X.numel() and float(X.abs().max()) > _FLOAT32_MAX:
+            raise ValueError(_TOO_LARGE)
         return X, "torch", X
     arr = check_array(
         X,
@@ -234,13 +244,24 @@ def _as_tensor_images(X) -> tuple[torch.Tensor, str, object]:
         raise ValueError(
             f"X must have 2 to 4 dimensions (n, d), (n, H, W) or (n, C, H, W); got shape {arr.shape}"
         )
+    _check_sample_size(arr.shape)
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
+    if arr.dtype.kind == "f" and arr.size and float(np.abs(arr).max()) > _FLOAT32_MAX:
+        raise ValueError(_TOO_LARGE)
     tensor = torch.from_numpy(np.ascontiguousarray(arr)) if arr.flags.writeable else torch.from_numpy(arr.copy())
     return tensor, "numpy", arr
 
 
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_TOO_LARGE = ("X holds values beyond float32's range (|x| > 3.4e38), which the networks compute in; "
+              "rescale the data")
+
+
+def _check_sample_size(shape: tuple) -> None:
+    if len(shape) >= 2 and int(np.prod(shape[1:])) == 0:
+        raise ValueError(f"the samples of X hold no values (shape {shape}); each sample needs at least one")
 
 
 def _shape_images(tensor: torch.Tensor, input_shape) -> tuple[torch.Tensor, tuple, tuple | None]:

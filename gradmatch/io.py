@@ -1,0 +1,532 @@
+"""Save a fitted estimator's synthetic (or selected) set to a portable ``.npz``, and load it back.
+
+The file is a plain numpy ``.npz`` archive: every entry is a numeric or
+unicode array, so it loads with ``np.load(path, allow_pickle=False)`` and
+loading it never runs code. Metadata (the estimator's class name and
+settings, the gradmatch version) travel as a JSON string.
+
+Entries of format version 1:
+
+============================  ==================================================
+``format``                    ``"gradmatch.synthetic-set"``
+``format_version``            ``1``
+``X``                         the set, as ``X_syn_`` (the input's layout and scale)
+``y``                         its labels, as ``y_syn_`` (ints, strings, ...)
+``classes``                   ``classes_``
+``input_shape``               ``(C, H, W)``, or an empty array for flat features
+``normalization.mean/.std``   the real data's per-channel statistics
+``sample_indices``            selectors only: rows of the training data
+``history.<key>``             the condenser only: per-iteration records
+``meta``                      JSON: method, settings, version, label details
+============================  ==================================================
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import secrets
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from ._version import __version__
+
+__all__ = ["SyntheticSet", "save_set", "load_set", "FORMAT", "FORMAT_VERSION"]
+
+#: Value of the ``format`` entry of every file written by :func:`save_set`.
+FORMAT = "gradmatch.synthetic-set"
+
+#: Version of the file layout written by :func:`save_set` (and the newest one read).
+FORMAT_VERSION = 1
+
+_REQUIRED = ("format", "format_version", "meta", "X", "y", "classes", "input_shape")
+_HISTORY_PREFIX = "history."
+
+
+@dataclass(frozen=True, eq=False)
+class SyntheticSet:
+    """A synthetic or selected set loaded by :func:`load_set`.
+
+    Attributes
+    ----------
+    X : ndarray
+        The set in the layout and value scale of the data it was fitted on
+        (``(n, d)``, ``(n, H, W)`` or ``(n, C, H, W)``); not normalised.
+    y : ndarray of shape (n,)
+        Labels, in the type the estimator was fitted with (ints, strings, ...).
+    classes : ndarray
+        All class labels, sorted; ``y`` holds values of ``classes``.
+    input_shape : tuple (C, H, W) or None
+        The image shape the estimator worked with, None for flat features.
+    normalization : dict or None
+        ``{"mean": [...], "std": [...]}``: the *real* training data's
+        per-channel (flat features: per-feature) statistics, in ``X``'s scale.
+        Use them, not statistics of this small set, whenever it is evaluated.
+    method : str
+        Class name of the estimator that made the set.
+    settings : dict
+        Its ``get_params()``; callables and other objects appear as their repr.
+    version : str
+        The gradmatch version that wrote the file.
+    sample_indices : ndarray of int or None
+        Rows of the training data (selectors); None for a condensed set.
+    history : dict of lists or None
+        Per-iteration records of the condenser (``loss``, ``seconds``,
+        ``network_steps``); None for selectors.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    classes: np.ndarray
+    input_shape: tuple | None
+    normalization: dict | None
+    method: str
+    settings: dict
+    version: str
+    sample_indices: np.ndarray | None = None
+    history: dict | None = None
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return copies of ``(X, y)``, as :meth:`transform` of the estimator gave them.
+
+        Returns
+        -------
+        X : ndarray
+        y : ndarray
+        """
+        return self.X.copy(), self.y.copy()
+
+    def label_codes(self) -> np.ndarray:
+        """Position of each label of ``y`` in ``classes`` (int64), as networks are trained on."""
+        return _label_codes(self.y, self.classes)
+
+    def as_tensor_dataset(self, normalize: bool = False):
+        """Return the set as a ``torch.utils.data.TensorDataset`` of ``(image, label code)``.
+
+        Parameters
+        ----------
+        normalize : bool, default=False
+            Apply ``normalization`` (the real data's statistics), as an
+            evaluation network expects; by default the values keep ``X``'s scale.
+
+        Returns
+        -------
+        torch.utils.data.TensorDataset
+            float32 samples shaped ``(n, C, H, W)`` when ``input_shape`` is set
+            (flat ``(n, d)`` otherwise) and int64 codes into ``classes``.
+        """
+        import torch
+
+        X = np.asarray(self.X, dtype=np.float32).reshape(
+            (len(self.X),) + (tuple(self.input_shape) if self.input_shape is not None else (-1,)))
+        if normalize:
+            if self.normalization is None:
+                raise ValueError("this set carries no normalization statistics; use normalize=False")
+            mean = np.asarray(self.normalization["mean"], dtype=np.float32)
+            std = np.asarray(self.normalization["std"], dtype=np.float32)
+            shape = (1, len(mean)) + (1,) * (X.ndim - 2)
+            X = (X - mean.reshape(shape)) / std.reshape(shape)
+        images = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        labels = torch.from_numpy(self.label_codes())
+        return torch.utils.data.TensorDataset(images, labels)
+
+    def __repr__(self) -> str:
+        return (f"SyntheticSet(method={self.method!r}, X={self.X.dtype}{list(self.X.shape)}, "
+                f"classes={len(self.classes)}, version={self.version!r})")
+
+
+# ---------------------------------------------------------------------- helpers
+def _jsonable(value):
+    """``value`` as JSON-ready builtins; objects that JSON cannot hold become their repr."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray) and not value.dtype.hasobject and value.ndim <= 2:
+        return _jsonable(value.tolist())
+    return repr(value)
+
+
+def _portable_labels(labels: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
+    """Labels as an array numpy saves without pickle, and whether they were an object array."""
+    labels = np.asarray(labels)
+    if not labels.dtype.hasobject:
+        return labels, False
+    values = labels.tolist()
+    try:
+        converted = np.array(values) if values else np.array([], dtype=str)
+    except (TypeError, ValueError):  # ragged sequences and the like
+        converted = labels
+    if converted.dtype.hasobject or converted.shape != labels.shape or converted.tolist() != values:
+        kinds = sorted({type(v).__name__ for v in values})
+        raise TypeError(
+            f"cannot store {name} of type {', '.join(kinds)} without pickle: save_set writes "
+            "labels that are numbers, strings or booleans")
+    return converted, True
+
+
+def _label_codes(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    lookup = {value: i for i, value in enumerate(classes.tolist())}
+    try:
+        return np.fromiter((lookup[v] for v in y.tolist()), dtype=np.int64, count=len(y))
+    except KeyError as err:
+        raise ValueError(f"label {err.args[0]!r} of y is not one of the classes") from None
+
+
+def _estimator_arrays(estimator) -> dict[str, np.ndarray]:
+    """The arrays and metadata that :func:`save_set` writes for a fitted ``estimator``."""
+    check_is_fitted(estimator, ["X_syn_", "y_syn_", "classes_"])
+    X = np.asarray(estimator.X_syn_)
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"X_syn_ must hold real numbers, got dtype {X.dtype}")
+    y, y_object = _portable_labels(estimator.y_syn_, "labels")
+    classes, classes_object = _portable_labels(estimator.classes_, "classes")
+    input_shape = getattr(estimator, "input_shape_", None)
+    try:
+        get_params = estimator.get_params(deep=False)
+    except AttributeError:
+        get_params = {}
+    meta = {
+        "method": type(estimator).__name__,
+        "settings": _jsonable(get_params),
+        "version": __version__,
+        "labels_object": bool(y_object or classes_object),
+    }
+    arrays = {
+        "format": np.array(FORMAT),
+        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "meta": np.array(json.dumps(meta, allow_nan=False, sort_keys=True)),
+        "X": X,
+        "y": y,
+        "classes": classes,
+        "input_shape": np.asarray(() if input_shape is None else tuple(input_shape), dtype=np.int64),
+    }
+    norm = getattr(estimator, "normalization_", None)
+    if norm is not None:
+        arrays["normalization.mean"] = np.asarray(norm["mean"], dtype=np.float64).reshape(-1)
+        arrays["normalization.std"] = np.asarray(norm["std"], dtype=np.float64).reshape(-1)
+    indices = getattr(estimator, "sample_indices_", None)
+    if indices is not None:
+        arrays["sample_indices"] = np.asarray(indices, dtype=np.int64)
+    history = getattr(estimator, "history_", None)
+    if history is not None:
+        for key, values in dict(history).items():
+            column = np.asarray(values)
+            if column.dtype.kind not in "biuf" or column.ndim != 1:
+                raise TypeError(f"history_[{key!r}] must be a list of numbers to be saved")
+            arrays[_HISTORY_PREFIX + str(key)] = column
+    for key, value in arrays.items():
+        if value.dtype.hasobject:  # np.load(allow_pickle=False) must read every entry back
+            raise TypeError(f"cannot store {key} without pickle (dtype {value.dtype})")
+    return arrays
+
+
+# ---------------------------------------------------------------------- save
+def save_set(path, estimator) -> Path:
+    """Write a fitted estimator's synthetic or selected set to a portable ``.npz`` file.
+
+    The file holds only numeric and unicode arrays (it loads with
+    ``np.load(path, allow_pickle=False)``): ``X_syn_``, ``y_syn_``,
+    ``classes_``, ``input_shape_``, ``normalization_``, ``sample_indices_``
+    (selectors), ``history_`` (the condenser), the estimator's class name and
+    ``get_params()`` and the gradmatch version. The write is atomic: the data
+    go to a temporary file in the same folder, which then replaces ``path``,
+    so a reader never sees a half-written file and a failed write leaves an
+    existing file as it was.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Where to write; used as given (no suffix is added). An existing file
+        is replaced.
+    estimator : GradientMatchingCondenser, Herding or RandomCoreset
+        A fitted estimator.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        If ``estimator`` is not fitted.
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_digits
+    >>> from gradmatch import RandomCoreset
+    >>> from gradmatch.io import load_set, save_set
+    >>> X, y = load_digits(return_X_y=True)
+    >>> coreset = RandomCoreset(ipc=2, random_state=0).fit(X, y)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = save_set(os.path.join(folder, "digits-ipc2.npz"), coreset)
+    ...     loaded = load_set(path)
+    >>> loaded.method, loaded.X.shape, loaded.y[:4].tolist()
+    ('RandomCoreset', (20, 64), [0, 0, 1, 1])
+    """
+    arrays = _estimator_arrays(estimator)
+    path = Path(os.fspath(path))
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot save to {path}: the folder {folder} does not exist")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot save to {path}: it is a directory")
+    tmp = folder / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    # os.open with mode 0o666 gives the new file the permissions the umask allows,
+    # as open() would; O_EXCL never reuses someone else's file.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_folder(folder)
+    return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable where the platform allows it (POSIX); best effort."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------- load
+class _Reader:
+    """Reads entries of an open NpzFile, turning every failure into a ValueError naming the file."""
+
+    def __init__(self, npz, path: Path):
+        self.npz, self.path = npz, path
+
+    def fail(self, what: str) -> ValueError:
+        return ValueError(f"{self.path}: {what}")
+
+    def array(self, key: str) -> np.ndarray:
+        try:
+            value = self.npz[key]
+        except ValueError as err:
+            if "allow_pickle" in str(err):
+                raise self.fail(
+                    f"entry {key!r} is a pickled object array; load_set refuses to unpickle "
+                    "anything (the file was not written by save_set, and may be malicious)") from None
+            raise self.fail(f"cannot read entry {key!r}: {err} (the file may be truncated or corrupt)") from None
+        except Exception as err:  # zipfile.BadZipFile, zlib.error, EOFError, OSError, ...
+            raise self.fail(f"cannot read entry {key!r}: {type(err).__name__}: {err} "
+                            "(the file may be truncated or corrupt)") from None
+        if not isinstance(value, np.ndarray):
+            raise self.fail(f"entry {key!r} is not a numpy array (the file was not written by save_set)")
+        return value
+
+    def text(self, key: str) -> str:
+        value = self.array(key)
+        if value.shape != () or value.dtype.kind != "U":
+            raise self.fail(f"entry {key!r} should be a string, found {value.dtype} {value.shape}")
+        return str(value)
+
+
+def load_set(path) -> SyntheticSet:
+    """Load a set written by :func:`save_set`, without unpickling anything.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    SyntheticSet
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a readable ``.npz`` (truncated, corrupt, pickled
+        data), is a foreign ``.npz`` (missing entries, another format) or was
+        written by a newer format version; the message names the file and
+        what is wrong.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_digits
+    >>> from gradmatch import Herding
+    >>> from gradmatch.io import load_set, save_set
+    >>> X, y = load_digits(return_X_y=True)
+    >>> herd = Herding(ipc=1, features="pixels").fit(X, y)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     loaded = load_set(save_set(os.path.join(folder, "herding.npz"), herd))
+    >>> bool((loaded.sample_indices == herd.sample_indices_).all())
+    True
+    >>> images, codes = loaded.as_tensor_dataset()[0:3]
+    >>> tuple(images.shape), images.dtype, codes.tolist()
+    ((3, 64), torch.float32, [0, 1, 2])
+    """
+    path = Path(os.fspath(path))
+    if not path.exists():
+        raise FileNotFoundError(f"no gradmatch set at {path}: the file does not exist")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a gradmatch set (.npz written by save_set)")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        if "allow_pickle" in str(err) or "pickled" in str(err):
+            raise ValueError(
+                f"{path} is neither an .npz archive nor a .npy file: it may be truncated or corrupt, "
+                "or hold pickled data, which load_set never unpickles; load_set reads the .npz files "
+                "save_set writes") from None
+        raise ValueError(f"{path} cannot be read as an .npz archive: {err} "
+                         "(the file may be truncated or corrupt)") from None
+    except (zipfile.BadZipFile, EOFError, OSError) as err:
+        raise ValueError(f"{path} cannot be read as an .npz archive: {type(err).__name__}: {err} "
+                         "(the file may be truncated or corrupt)") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} holds a single .npy array, not a gradmatch set (.npz written by save_set)")
+    with npz:
+        return _read_set(_Reader(npz, path))
+
+
+def _pickled_entries(npz) -> list[str]:
+    """Entries whose header declares an object dtype: np.load could only unpickle them."""
+    found = []
+    for member in npz.zip.namelist():
+        if not member.endswith(".npy"):
+            continue
+        try:
+            with npz.zip.open(member) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    dtype = np.lib.format.read_array_header_1_0(fh)[2]
+                elif version == (2, 0):
+                    dtype = np.lib.format.read_array_header_2_0(fh)[2]
+                else:
+                    continue  # reading the entry reports it
+        except Exception:  # a corrupt entry is reported when it is read
+            continue
+        if dtype.hasobject:
+            found.append(member[: -len(".npy")])
+    return found
+
+
+def _read_set(r: _Reader) -> SyntheticSet:
+    pickled = _pickled_entries(r.npz)
+    if pickled:
+        raise r.fail(
+            f"the entries {', '.join(map(repr, pickled))} are pickled object arrays; load_set "
+            "never unpickles (the file was not written by save_set, and may be malicious)")
+    files = set(r.npz.files)
+    missing = [key for key in _REQUIRED if key not in files]
+    if missing:
+        raise r.fail(
+            f"not a gradmatch set: it lacks the entries {', '.join(missing)} (it has "
+            f"{', '.join(sorted(files)) or 'none'}); load_set reads files written by save_set")
+    fmt = r.array("format")
+    if fmt.shape != () or fmt.dtype.kind != "U" or str(fmt) != FORMAT:
+        raise r.fail(f"not a gradmatch set: its format entry is {fmt!r}, expected {FORMAT!r}")
+    version = r.array("format_version")
+    if version.shape != () or version.dtype.kind not in "iu":
+        raise r.fail(f"format_version should be an integer, found {version.dtype} {version.shape}")
+    if int(version) > FORMAT_VERSION or int(version) < 1:
+        raise r.fail(
+            f"format version {int(version)} is not supported: this gradmatch ({__version__}) reads "
+            f"format versions 1 to {FORMAT_VERSION}; a newer gradmatch may read it")
+    try:
+        meta = json.loads(r.text("meta"))
+    except json.JSONDecodeError as err:
+        raise r.fail(f"the meta entry is not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise r.fail("the meta entry should be a JSON object")
+    for key, kind in (("method", str), ("settings", dict), ("version", str)):
+        if not isinstance(meta.get(key), kind):
+            raise r.fail(f"the meta entry lacks {key!r} (a {kind.__name__})")
+
+    X, y, classes = r.array("X"), r.array("y"), r.array("classes")
+    if X.dtype.kind not in "biuf" or X.ndim < 2:
+        raise r.fail(f"X should be a numeric array of 2 to 4 dimensions, found {X.dtype} {X.shape}")
+    if y.ndim != 1 or classes.ndim != 1 or len(y) != len(X):
+        raise r.fail(f"y {y.shape} and classes {classes.shape} should be 1-D, with one label per "
+                     f"sample of X {X.shape}")
+    if y.dtype != classes.dtype:
+        raise r.fail(f"y ({y.dtype}) and classes ({classes.dtype}) should share one dtype")
+    if len(set(classes.tolist())) != len(classes):
+        raise r.fail("classes holds duplicates")
+    try:
+        _label_codes(y, classes)
+    except ValueError as err:
+        raise r.fail(str(err)) from None
+    if meta.get("labels_object"):
+        y, classes = y.astype(object), classes.astype(object)
+
+    shape = r.array("input_shape")
+    if shape.dtype.kind not in "iu" or shape.shape not in ((0,), (3,)) or np.any(shape < 1):
+        raise r.fail(f"input_shape should hold 3 positive integers or none, found {shape!r}")
+    input_shape = tuple(int(v) for v in shape) if len(shape) else None
+    if input_shape is not None and math.prod(input_shape) != math.prod(X.shape[1:]):
+        raise r.fail(f"input_shape {input_shape} does not match samples of shape {X.shape[1:]}")
+
+    normalization = None
+    if "normalization.mean" in files or "normalization.std" in files:
+        mean, std = r.array("normalization.mean"), r.array("normalization.std")
+        channels = input_shape[0] if input_shape is not None else X.shape[1]
+        if (mean.shape != (channels,) or std.shape != (channels,) or mean.dtype.kind != "f"
+                or std.dtype.kind != "f"):
+            raise r.fail(f"normalization mean {mean.shape} and std {std.shape} should be {channels} "
+                         "floats each (one per channel)")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+            raise r.fail("normalization needs finite means and finite, positive stds")
+        normalization = {"mean": mean.tolist(), "std": std.tolist()}
+
+    indices = None
+    if "sample_indices" in files:
+        indices = r.array("sample_indices")
+        if indices.dtype.kind not in "iu" or indices.shape != (len(X),) or np.any(indices < 0):
+            raise r.fail(f"sample_indices should be {len(X)} non-negative integers, found "
+                         f"{indices.dtype} {indices.shape}")
+        indices = indices.astype(np.int64, copy=False)
+
+    history = None
+    history_keys = [key for key in r.npz.files if key.startswith(_HISTORY_PREFIX)]
+    if history_keys:
+        history = {}
+        for key in history_keys:
+            column = r.array(key)
+            if column.ndim != 1 or column.dtype.kind not in "biuf":
+                raise r.fail(f"{key} should be a 1-D numeric array, found {column.dtype} {column.shape}")
+            history[key[len(_HISTORY_PREFIX):]] = column.tolist()
+
+    return SyntheticSet(
+        X=X, y=y, classes=classes, input_shape=input_shape, normalization=normalization,
+        method=meta["method"], settings=meta["settings"], version=meta["version"],
+        sample_indices=indices, history=history,
+    )
