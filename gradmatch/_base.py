@@ -82,6 +82,21 @@ class BaseReducer(BaseEstimator):
         check_is_fitted(self, "X_syn_")
         return wrap_output(self.X_syn_.copy(), self.y_syn_.copy(), self._layout)
 
+    def as_tensor_dataset(self):
+        """The set as a ``torch.utils.data.TensorDataset`` of (float32 images, int64 label codes).
+
+        Images are in the input's value scale, shaped ``(n, C, H, W)`` when the
+        estimator saw images (``(n, d)`` for flat features); the codes index
+        ``classes_``. Normalise with ``normalization_`` before training on it.
+        """
+        import torch
+
+        check_is_fitted(self, "X_syn_")
+        shape = self.input_shape_ if self.input_shape_ is not None else self._layout.sample_shape
+        images = torch.as_tensor(np.asarray(self.X_syn_, dtype=np.float32)).reshape((-1,) + tuple(shape))
+        codes = torch.as_tensor(np.searchsorted(self.classes_, self.y_syn_), dtype=torch.long)
+        return torch.utils.data.TensorDataset(images, codes)
+
     def fit_resample(self, X, y=None):
         """Fit, then return :meth:`transform`'s ``(X_syn, y_syn)``."""
         return self.fit(X, y).transform()

@@ -606,3 +606,15 @@ def test_cuda_fit_returns_cpu_output(digits, fast):
     before = torch.cuda.get_rng_state()
     condensed(X, y, **fast)
     assert torch.equal(before, torch.cuda.get_rng_state())
+
+
+def test_as_tensor_dataset(digits, fast):
+    X, y = digits
+    names = np.array(list("abcdefghij"))[y]
+    est = GradientMatchingCondenser(ipc=2, **fast).fit(X, names)
+    ds = est.as_tensor_dataset()
+    images, codes = ds.tensors
+    assert images.shape == (20, 1, 8, 8) and images.dtype == torch.float32
+    assert codes.dtype == torch.long
+    np.testing.assert_array_equal(est.classes_[codes.numpy()], est.y_syn_)
+    np.testing.assert_allclose(images.numpy().reshape(20, 8, 8), est.X_syn_, rtol=1e-6)
