@@ -1,0 +1,197 @@
+"""The example scripts run end to end, and the accuracy bar chart they draw."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPARE = ROOT / "examples" / "compare_coresets.py"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def compare():
+    """examples/compare_coresets.py as a module (its main(argv) and tables)."""
+    return _load(COMPARE, "compare_coresets_example")
+
+
+# ----------------------------------------------------------------- compare_coresets.py end to end
+@pytest.fixture(scope="module")
+def compare_run(tmp_path_factory):
+    """The script run as a command on digits with a tiny budget, in one process (worker start-up is slow)."""
+    out = tmp_path_factory.mktemp("compare")
+    cmd = [sys.executable, str(COMPARE), "--iterations", "1", "--repeats", "1", "--eval-models", "2",
+           "--epochs", "2", "--herding-epochs", "1", "--methods", "random", "herding", "dc", "md",
+           "--jobs", "1", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc.stdout
+
+
+def test_compare_json(compare_run):
+    out, _ = compare_run
+    record = json.loads((out / "digits_ipc1.json").read_text())
+    settings = record["settings"]
+    assert settings["dataset"] == "digits" and settings["ipc"] == 1
+    assert (settings["iterations"], settings["repeats"], settings["eval_models"], settings["epochs"]) == (1, 1, 2, 2)
+    assert settings["methods"] == ["random", "herding", "dc", "md"]
+    assert {"platform", "cpu_count", "torch", "gradmatch", "device"} <= set(record["machine"])
+    assert list(record["methods"]) == ["random", "herding", "dc", "md"]
+    for name, res in record["methods"].items():
+        assert len(res["accuracies"]) == res["n"] == 2, name
+        assert all(0.0 <= a <= 1.0 for a in res["accuracies"]), name
+        assert res["mean"] == pytest.approx(np.mean(res["accuracies"]))
+        assert len(res["fit_seconds"]) == 1 and res["fit_seconds"][0] >= 0, name
+    assert record["methods"]["md"]["settings"] == dict(match="multilevel", distance="cos+l2", schedule="fixed")
+    assert sorted(record["ranking"]) == sorted(record["methods"])
+    assert len(record["adjacent_pairs"]) == 3
+
+
+def test_compare_pngs(compare_run):
+    out, _ = compare_run
+    for name in ("digits_ipc1_accuracy.png", "digits_ipc1_sets.png"):
+        data = (out / name).read_bytes()
+        assert data[:8] == PNG_MAGIC, name
+        assert len(data) > 1000, name
+
+
+def test_compare_printed_tables(compare_run):
+    _, stdout = compare_run
+    lines = stdout.splitlines()
+    # Settings and budget come first, before any result.
+    assert lines[0].startswith("gradmatch ") and "digits" in lines[0]
+    assert lines[1].startswith("budget quick: K=1 iterations")
+    assert "| method | accuracy (%) | n | seconds per set |" in lines
+    rows = [line for line in lines if line.startswith("| ") and "+-" in line]
+    assert [row.split("(")[1].split(")")[0] for row in rows] == ["random", "herding", "dc", "md"]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        mean = float(cells[1].split("+-")[0])
+        assert 0.0 <= mean <= 100.0 and cells[2] == "2" and float(cells[3]) >= 0
+    assert "| pair | difference (points) | 2 x standard error | beyond noise? |" in lines
+    assert sum(" vs " in line for line in lines) == 3
+
+
+def test_compare_skips_schedule_variants_at_ipc1(compare):
+    parser, args = compare.parse_args(["--methods", "md", "mda", "mdo"])
+    assert args.methods == ["md"] and args.skipped == ["mda", "mdo"]
+    _, args = compare.parse_args(["--ipc", "2"])
+    assert args.methods == list(compare.METHODS) and args.skipped == []
+
+
+def test_compare_budget_presets_and_overrides(compare):
+    _, args = compare.parse_args([])
+    assert (args.iterations, args.repeats, args.eval_models, args.epochs) == (50, 2, 4, 300)
+    _, args = compare.parse_args(["--budget", "paper", "--eval-models", "7"])
+    assert (args.iterations, args.repeats, args.eval_models, args.epochs) == (1000, 2, 7, 300)
+
+
+def test_compare_methods_match_the_benchmark(compare):
+    """The example's methods are those of benchmarks/reproduce.py."""
+    reproduce = _load(ROOT / "benchmarks" / "reproduce.py", "reproduce_benchmark")
+    for name, params in compare.CONDENSERS.items():
+        assert reproduce.CONDENSERS[name] == params, name
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "random", "nope"], "unknown method 'nope'"),
+    (["--dataset", "cifar"], "unknown dataset 'cifar'"),
+    (["--iterations", "0"], "expected a positive integer"),
+    (["--ipc", "1000"], "more than the smallest class"),
+    (["--data-dir", "/tmp"], "digits ships with scikit-learn"),
+])
+def test_compare_bad_arguments_exit_2(compare, argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        compare.main(argv + ["--out", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.strip().splitlines()[-1].startswith("compare_coresets.py: error: ")
+    assert not list(tmp_path.iterdir())
+
+
+def test_compare_missing_dataset_files_exit_2(compare, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        compare.main(["--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "none")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "none") in err and "error:" in err and "Traceback" not in err
+
+
+def test_compare_unknown_method_from_the_command_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(COMPARE), "--methods", "bogus", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "compare_coresets.py: error: unknown method 'bogus': choose from random, herding, dc, m, md, mda, mdo")
+    assert "Traceback" not in proc.stderr
+
+
+# ----------------------------------------------------------------- plot_accuracies
+def test_plot_accuracies_bars_and_file(tmp_path):
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from gradmatch.evaluation import EvaluationResult
+    from gradmatch.plotting import plot_accuracies
+
+    results = {"random": [0.60, 0.55, 0.65], "herding": [0.7], "dc": EvaluationResult([0.80, 0.84])}
+    path = tmp_path / "acc.png"
+    fig = plot_accuracies(results, reference={"paper": 0.705, "whole set": 0.935}, title="t", path=path)
+    try:
+        assert isinstance(fig, Figure)
+        ax = fig.axes[0]
+        bars = ax.patches
+        assert len(bars) == 3
+        assert [b.get_height() for b in bars] == pytest.approx([60.0, 70.0, 82.0])
+        assert [t.get_text() for t in ax.texts] == ["60.0", "70.0", "82.0"]
+        assert [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"] == \
+            pytest.approx([70.5, 93.5])
+        assert ax.get_ylim()[1] >= 93.5
+        assert path.read_bytes()[:8] == PNG_MAGIC
+    finally:
+        plt.close(fig)
+
+
+def test_plot_accuracies_into_given_axes():
+    import matplotlib.pyplot as plt
+
+    from gradmatch.plotting import plot_accuracies
+
+    fig, ax = plt.subplots()
+    try:
+        assert plot_accuracies({"a": [0.5], "b": [0.25, 0.75]}, ax=ax) is fig
+        assert len(ax.patches) == 2
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("results, reference, message", [
+    ({}, None, "non-empty mapping"),
+    ({"a": []}, None, "holds no accuracies"),
+    ({"a": [87.5]}, None, "fractions in [0, 1]"),
+    ({"a": [0.5]}, {"paper": 70.5}, "reference['paper']"),
+])
+def test_plot_accuracies_rejects_bad_input(results, reference, message):
+    from gradmatch.plotting import plot_accuracies
+
+    with pytest.raises(ValueError) as exc:
+        plot_accuracies(results, reference=reference)
+    assert message in str(exc.value)
