@@ -1,0 +1,528 @@
+"""The ``gradmatch`` command line: condense a dataset, score a saved set, draw it.
+
+Commands (``gradmatch COMMAND --help`` lists every option and its default)::
+
+    gradmatch condense --dataset fashion-mnist --ipc 10 --out syn.npz
+    gradmatch evaluate syn.npz --dataset fashion-mnist --models 5 --epochs 300 --json acc.json
+    gradmatch show syn.npz --out grid.png
+
+``python -m gradmatch ...`` runs the same. :func:`main` keeps no state between
+calls (everything lives in the parser and the parsed arguments it builds), so it
+can be called in-process, by tests, or per process under a launcher.
+
+Errors are one line on stderr, ``gradmatch: error: ...``, with exit status 2 for
+a bad command line and 1 for anything else (a missing file, a missing dataset,
+a set that does not match the dataset, a setting the estimator refuses). Set
+``GRADMATCH_DEBUG=1`` to get the traceback too. Ctrl-C exits with status 130;
+a condensation with ``--checkpoint`` has then saved its last whole iteration
+there, and the same command resumes from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from ._version import __version__
+
+__all__ = ["main", "build_parser", "METHODS"]
+
+PROG = "gradmatch"
+
+#: Values of ``gradmatch condense --method``.
+METHODS = ("condense", "herding", "random")
+
+#: Environment variable that makes errors print their traceback.
+DEBUG_ENV = "GRADMATCH_DEBUG"
+
+# Options of ``condense`` that only some methods use (dest -> methods).
+_METHOD_OPTIONS = {
+    "match": ("condense",), "distance": ("condense",), "schedule": ("condense",),
+    "iterations": ("condense",), "matching_steps": ("condense",), "network_steps": ("condense",),
+    "lr_syn": ("condense",), "lr_net": ("condense",), "batch_real": ("condense",),
+    "init": ("condense",), "checkpoint": ("condense",), "checkpoint_every": ("condense",),
+    "features": ("herding",), "feature_epochs": ("herding",),
+    "model": ("condense", "herding"), "device": ("condense", "herding"),
+}
+
+
+# Datasets that load_dataset finds without a data_dir.
+_DEFAULT_LOCATION = ("digits", "fashion-mnist")
+
+
+class _UsageError(Exception):
+    """A bad command line: exit status 2."""
+
+
+class _CommandError(Exception):
+    """A clear, expected failure of a command: exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and raise instead of exiting."""
+
+    def error(self, message):
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except None, whose meaning each option's help explains itself."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
+# ----------------------------------------------------------------------------- argument types
+def _positive_int(minimum: int = 1):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _dataset_name(text: str) -> str:
+    # load_dataset ignores case and "_" vs "-"; so does the command line.
+    return str(text).strip().lower().replace("_", "-")
+
+
+def _distance(text: str) -> str:
+    from .distances import make_distance
+
+    try:
+        make_distance(text)
+    except (ValueError, TypeError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _device(text: str) -> str:
+    from ._runtime import resolve_device
+
+    try:
+        resolve_device(text)
+    except (ValueError, TypeError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _feature_epochs(text: str):
+    return "auto" if text == "auto" else _positive_int(0)(text)
+
+
+# ----------------------------------------------------------------------------- the parser
+def build_parser() -> argparse.ArgumentParser:
+    """The ``gradmatch`` argument parser, with the subcommands condense, evaluate and show."""
+    from .datasets import DATASET_NAMES, FASHION_MNIST_DIR
+    from .matching import MATCH_RULES
+    from .networks import MODELS
+    from .schedules import SCHEDULES
+
+    parser = _Parser(
+        prog=PROG, formatter_class=_Formatter,
+        description="Dataset condensation by effective gradient matching: condense a labelled "
+                    "dataset into a few synthetic images per class, score a saved set, draw it.",
+        epilog=f"Run '{PROG} COMMAND --help' for a command's options. Errors print one line; set "
+               f"{DEBUG_ENV}=1 for the traceback.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}",
+                        help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+
+    def dataset_options(p, what: str):
+        p.add_argument("--dataset", type=_dataset_name, choices=DATASET_NAMES, default="digits",
+                       help=f"{what}; digits ships with scikit-learn, the others are read from "
+                            "local files (nothing is downloaded)")
+        p.add_argument("--data-dir", type=Path, default=None,
+                       help="folder holding the dataset's files (default: fashion-mnist reads "
+                            f"{FASHION_MNIST_DIR}; mnist, cifar10, cifar100 and svhn need it; "
+                            "digits takes none)")
+
+    # --------------------------------------------------------------- condense
+    p = commands.add_parser(
+        "condense", formatter_class=_Formatter,
+        help="condense (or select) a few images per class and save them to an .npz",
+        description="Condense a dataset's training split into IPC synthetic images per class with "
+                    "gradient matching (--method condense), or select IPC real images per class "
+                    "(--method herding, random), and save the set with gradmatch.save_set.")
+    dataset_options(p, "dataset whose training split is condensed")
+    p.add_argument("--ipc", type=_positive_int(1), default=1, help="images per class")
+    p.add_argument("--out", type=Path, required=True,
+                   help="where to write the set (.npz; an existing file is replaced)")
+    p.add_argument("--method", choices=METHODS, default="condense",
+                   help="condense: GradientMatchingCondenser; herding: Herding selection; "
+                        "random: class-balanced RandomCoreset")
+    p.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same set)")
+    p.add_argument("--quiet", action="store_true",
+                   help="show no progress bar (by default one is shown on stderr)")
+    p.add_argument("--device", type=_device, default="auto",
+                   help="torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:N "
+                        "(condense and herding)")
+    p.add_argument("--model", choices=("auto",) + MODELS, default="auto",
+                   help="network: auto is DC's ConvNet for images (condense and herding; herding "
+                        "takes auto, convnet or mlp)")
+    g = p.add_argument_group("gradient matching (--method condense)")
+    g.add_argument("--match", choices=MATCH_RULES, default="multilevel",
+                   help="which gradients are matched: per class (intra), across classes (inter), "
+                        "both (multilevel) or alternately (interleaved)")
+    g.add_argument("--distance", type=_distance, default="cos+l2",
+                   help="gradient distance: '+'-joined weighted terms of cos, l2, sse, mse, "
+                        "e.g. cos, cos+l2, cos+0.1*l2")
+    g.add_argument("--schedule", choices=SCHEDULES, default="adaptive",
+                   help="network steps after each matching step")
+    g.add_argument("--iterations", type=_positive_int(1), default=1000,
+                   help="outer iterations K, each with a fresh network")
+    g.add_argument("--matching-steps", type=_positive_int(1), default=None,
+                   help="matching steps T per iteration (default: DC's value for --ipc)")
+    g.add_argument("--network-steps", type=_positive_int(0), default=None,
+                   help="network steps of the fixed schedule (default: DC's value for --ipc)")
+    g.add_argument("--lr-syn", type=_positive_float, default=0.1,
+                   help="learning rate of the synthetic images")
+    g.add_argument("--lr-net", type=_positive_float, default=0.01,
+                   help="learning rate of the network steps")
+    g.add_argument("--batch-real", type=_positive_int(1), default=256,
+                   help="real images per class per matching step")
+    g.add_argument("--init", choices=("noise", "real"), default="noise",
+                   help="start from Gaussian noise or from random real images")
+    g.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
+                   help="folder for checkpoints (created if needed); rerunning the same command "
+                        "resumes from it (default: no checkpoints)")
+    g.add_argument("--checkpoint-every", type=_positive_int(1), default=10, metavar="N",
+                   help="iterations between checkpoints")
+    h = p.add_argument_group("herding (--method herding)")
+    h.add_argument("--features", choices=("network", "pixels"), default="network",
+                   help="herd in a trained network's feature space or on the pixels")
+    h.add_argument("--feature-epochs", type=_feature_epochs, default="auto",
+                   help="epochs of training of the feature network (auto: at least 200 SGD steps)")
+    p.set_defaults(run=_condense,
+                   method_option_defaults={dest: p.get_default(dest) for dest in _METHOD_OPTIONS})
+
+    # --------------------------------------------------------------- evaluate
+    p = commands.add_parser(
+        "evaluate", formatter_class=_Formatter,
+        help="train fresh networks on a saved set and score them on the dataset's test split",
+        description="Train --models fresh networks from scratch on a saved set (DC's recipe) and "
+                    "score them on the dataset's test split. The set is normalised with the real "
+                    "training data's statistics stored in it, never with its own.")
+    p.add_argument("set", type=Path, metavar="SET", help="a set written by 'gradmatch condense' (.npz)")
+    dataset_options(p, "dataset the set was made from; its test split scores the networks")
+    p.add_argument("--models", type=_positive_int(1), default=5, help="networks to train, seeds SEED, SEED+1, ...")
+    p.add_argument("--epochs", type=_positive_int(1), default=300, help="training epochs per network")
+    p.add_argument("--model", choices=("auto",) + MODELS, default="auto",
+                   help="evaluation network; auto is DC's ConvNet for images, its MLP for flat "
+                        "features (another network gives a cross-architecture score)")
+    p.add_argument("--jobs", type=_positive_int(1), default=1,
+                   help="parallel CPU processes, one torch thread each (on a GPU the networks "
+                        "train one after another)")
+    p.add_argument("--device", type=_device, default="auto",
+                   help="torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:N")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first network")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT",
+                   help="also write the accuracies and settings to this JSON file (default: none)")
+    p.set_defaults(run=_evaluate)
+
+    # --------------------------------------------------------------- show
+    p = commands.add_parser(
+        "show", formatter_class=_Formatter,
+        help="draw a saved set as an image grid, one row per class",
+        description="Draw a saved set as a grid of images, one row per class, each image scaled "
+                    "to its own range, and save the picture.")
+    p.add_argument("set", type=Path, metavar="SET", help="a set written by 'gradmatch condense' (.npz)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="picture to write; the extension picks the format (png, pdf, svg) "
+                        "(default: SET with the suffix .png)")
+    p.add_argument("--title", default=None, help="title of the picture (default: the method and images per class)")
+    p.set_defaults(run=_show)
+    return parser
+
+
+# ----------------------------------------------------------------------------- helpers
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+# Failures with messages written for the user: printed as they are. Anything else is
+# unexpected and also named by its type. (DatasetError is an OSError; DivergenceError
+# a FloatingPointError; ImportError: SVHN without scipy.)
+_EXPECTED = (_CommandError, ValueError, TypeError, OSError, FloatingPointError, ImportError)
+
+
+def _error_line(err: BaseException) -> str:
+    message = _one_line(err)
+    if isinstance(err, _EXPECTED) and message:
+        return message
+    name = type(err).__name__
+    return f"{name}: {message}" if message else name
+
+
+def _check_output(path: Path, option: str) -> None:
+    """Fail before any long work when ``path`` cannot be written."""
+    if path.is_dir():
+        raise _CommandError(f"{option} {path} is a directory; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise _CommandError(f"cannot write {option} {path}: the folder {folder} does not exist")
+
+
+def _load_dataset(args):
+    from .datasets import load_dataset
+
+    see = f"(see '{PROG} {args.command} --help')"
+    if args.dataset == "digits" and args.data_dir is not None:
+        raise _UsageError(f"--data-dir does not apply to --dataset digits, which ships with "
+                          f"scikit-learn {see}")
+    if args.data_dir is None and args.dataset not in _DEFAULT_LOCATION:
+        raise _UsageError(f"--dataset {args.dataset} needs --data-dir, the folder holding its files; "
+                          f"nothing is downloaded {see}")
+    return load_dataset(args.dataset, None if args.data_dir is None else args.data_dir)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _shape_text(shape) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+# ----------------------------------------------------------------------------- condense
+def _check_method_options(args) -> None:
+    """Options given for a method that does not use them are a usage error, not silently dropped."""
+    unused = [dest for dest, methods in _METHOD_OPTIONS.items()
+              if args.method not in methods and getattr(args, dest) != args.method_option_defaults[dest]]
+    if args.method == "herding" and args.model not in ("auto", "convnet", "mlp"):
+        raise _UsageError(f"--method herding takes --model auto, convnet or mlp, not {args.model!r}")
+    if unused:
+        names = ", ".join("--" + dest.replace("_", "-") for dest in unused)
+        raise _UsageError(f"{names} {'does' if len(unused) == 1 else 'do'} not apply to "
+                          f"--method {args.method} (see 'gradmatch condense --help')")
+
+
+def _make_estimator(args):
+    from . import GradientMatchingCondenser, Herding, RandomCoreset
+
+    verbose = 0 if args.quiet else 1
+    if args.method == "random":
+        return RandomCoreset(ipc=args.ipc, random_state=args.seed)
+    if args.method == "herding":
+        return Herding(ipc=args.ipc, features=args.features, feature_epochs=args.feature_epochs,
+                       model=args.model, device=args.device, random_state=args.seed, verbose=verbose)
+    return GradientMatchingCondenser(
+        ipc=args.ipc, match=args.match, distance=args.distance, schedule=args.schedule,
+        iterations=args.iterations, matching_steps=args.matching_steps,
+        network_steps=args.network_steps, lr_syn=args.lr_syn, lr_net=args.lr_net,
+        batch_real=args.batch_real, init=args.init, model=args.model, device=args.device,
+        random_state=args.seed, verbose=verbose,
+        checkpoint=None if args.checkpoint is None else str(args.checkpoint),
+        checkpoint_every=args.checkpoint_every)
+
+
+def _condense(args) -> int:
+    from .io import save_set
+
+    _check_method_options(args)
+    _check_output(args.out, "--out")
+    (X, y), _ = _load_dataset(args)
+    estimator = _make_estimator(args)
+    start = time.perf_counter()
+    estimator.fit(X, y)
+    seconds = time.perf_counter() - start
+    path = save_set(args.out, estimator)
+    X_syn = np.asarray(estimator.X_syn_)
+    n_classes = len(estimator.classes_)
+    if args.method == "condense":
+        what = (f"condensed {args.dataset} ({len(X)} training images) to {len(X_syn)} synthetic "
+                f"images with gradient matching ({_plural(estimator.n_iter_, 'iteration')}, {args.match}, "
+                f"{args.distance}, {args.schedule})")
+    else:
+        what = (f"selected {len(X_syn)} of the {len(X)} {args.dataset} training images "
+                f"by {'herding' if args.method == 'herding' else 'random choice'}")
+    print(f"{what}: {args.ipc} per class x {n_classes} classes of {_shape_text(X_syn.shape[1:])}, "
+          f"in {seconds:.1f} s; saved to {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- evaluate
+def _channel_means(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim == 4:
+        return X.mean(axis=(0, 2, 3), dtype=np.float64)
+    if X.ndim == 3:
+        return np.array([X.mean(dtype=np.float64)])
+    return X.mean(axis=0, dtype=np.float64)
+
+
+def _match_set_to_dataset(syn, X_train, y_train, X_test, dataset: str):
+    """The set's images in the test data's layout; a clear error when set and dataset differ."""
+    X = np.asarray(syn.X)
+    want = tuple(X_test.shape[1:])
+    if X.ndim == 2 and syn.input_shape is not None:
+        shape = tuple(syn.input_shape)
+        if shape == want or (shape[0] == 1 and shape[1:] == want):
+            X = X.reshape((len(X),) + want)
+    if tuple(X.shape[1:]) != want:
+        raise _CommandError(
+            f"the set holds images of shape {_shape_text(X.shape[1:])} but {dataset} has "
+            f"{_shape_text(want)}: was it made from another dataset?")
+    classes = np.unique(y_train)
+    if syn.classes.tolist() != classes.tolist():
+        raise _CommandError(
+            f"the set's classes {_abbreviate(syn.classes)} are not {dataset}'s {_abbreviate(classes)}: "
+            "was it made from another dataset?")
+    return X
+
+
+def _abbreviate(values, limit: int = 12) -> str:
+    values = list(np.asarray(values).tolist())
+    shown = ", ".join(map(repr, values[:limit]))
+    return f"[{shown}{', ...' if len(values) > limit else ''}] ({len(values)})"
+
+
+def _normalization_warning(syn, X_train, dataset: str) -> str | None:
+    """A warning when the set's stored statistics are far from the dataset's training data."""
+    norm = syn.normalization
+    if norm is None:
+        return None
+    stored = np.asarray(norm["mean"], dtype=np.float64).reshape(-1)
+    std = np.asarray(norm["std"], dtype=np.float64).reshape(-1)
+    actual = _channel_means(X_train).reshape(-1)
+    if stored.shape != actual.shape:
+        return None
+    if np.all(np.abs(stored - actual) <= 0.05 * std):
+        return None
+    return (f"the set's stored training-data mean {np.round(stored, 3).tolist()} differs from "
+            f"{dataset}'s {np.round(actual, 3).tolist()}: was it made from another dataset or "
+            "another scale?")
+
+
+def _evaluate(args) -> int:
+    from ._runtime import resolve_device
+    from .evaluation import evaluate_set
+    from .io import load_set
+
+    if args.json is not None:
+        _check_output(args.json, "--json")
+    syn = load_set(args.set)
+    (X_train, y_train), (X_test, y_test) = _load_dataset(args)
+    X_set = _match_set_to_dataset(syn, X_train, y_train, X_test, args.dataset)
+    normalization = syn.normalization
+    if normalization is None:
+        raise _CommandError(f"{args.set} stores no normalization statistics of its training data, "
+                            "which evaluation needs")
+    warning = _normalization_warning(syn, X_train, args.dataset)
+    if warning:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    model = args.model if args.model != "auto" else ("convnet" if X_set.ndim > 2 else "mlp")
+    start = time.perf_counter()
+    result = evaluate_set(X_set, syn.y, X_test, y_test, normalization=normalization, model=model,
+                          n_models=args.models, epochs=args.epochs, random_state=args.seed,
+                          device=args.device, n_jobs=args.jobs)
+    seconds = time.perf_counter() - start
+    ipc = len(syn.y) / max(1, len(syn.classes))
+    ipc_text = f"{ipc:g}"
+    print(f"{args.set} ({syn.method}, {len(syn.y)} images, {ipc_text} per class) on the {len(X_test)} "
+          f"{args.dataset} test images: {result} [{model}, {_plural(args.epochs, 'epoch')}, {seconds:.1f} s]")
+    if args.json is not None:
+        record = {
+            "set": str(args.set), "method": syn.method, "set_version": syn.version,
+            "dataset": args.dataset, "data_dir": None if args.data_dir is None else str(args.data_dir),
+            "n_test": int(len(X_test)), "n_images": int(len(syn.y)), "n_classes": int(len(syn.classes)),
+            "model": model, "epochs": args.epochs, "n_models": args.models, "seed": args.seed,
+            "device": str(resolve_device(args.device)), "accuracies": result.accuracies, "mean": result.mean,
+            "std": result.std, "n": len(result.accuracies), "seconds": seconds, "version": __version__,
+        }
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
+    return 0
+
+
+# ----------------------------------------------------------------------------- show
+def _show(args) -> int:
+    from .io import load_set
+    from .plotting import plot_image_grid
+
+    out = args.out if args.out is not None else args.set.with_suffix(".png")
+    _check_output(out, "--out")
+    syn = load_set(args.set)
+    X = np.asarray(syn.X)
+    image_shape = tuple(syn.input_shape) if X.ndim == 2 and syn.input_shape is not None else None
+    per_class = len(syn.y) / max(1, len(syn.classes))
+    title = args.title if args.title is not None else f"{syn.method}: {per_class:g} per class"
+    fig = plot_image_grid(X, syn.y, image_shape=image_shape, classes=syn.classes, title=title, path=out)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    print(f"drew {len(syn.y)} images ({len(syn.classes)} classes) of {args.set} to {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- main
+def _debug() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv=None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as err:
+        return _fail(_one_line(err), 2)
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    if args.command is None:
+        return _fail(f"choose a command: condense, evaluate or show (see '{PROG} --help')", 2)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        if _debug():
+            traceback.print_exc()
+        note = ""
+        if args.command == "condense" and getattr(args, "checkpoint", None) is not None \
+                and args.method == "condense":
+            note = (f"; the last whole iteration is checkpointed in {args.checkpoint}, and the same "
+                    "command resumes from it")
+        print(f"{PROG}: interrupted{note}", file=sys.stderr)
+        return 130
+    except _UsageError as err:
+        return _fail(_one_line(err), 2)
+    except Exception as err:  # noqa: BLE001 - every failure becomes one line (traceback on request)
+        if _debug():
+            traceback.print_exc()
+        line = _error_line(err)
+        if not isinstance(err, _EXPECTED) and not _debug():
+            line += f" (set {DEBUG_ENV}=1 for the traceback)"
+        return _fail(line, 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

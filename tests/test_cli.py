@@ -1,0 +1,268 @@
+"""The command line: ``gradmatch condense | evaluate | show`` (gradmatch.cli, python -m gradmatch).
+
+Most tests call :func:`gradmatch.cli.main` in-process with tiny budgets on scikit-learn's
+digits; two run ``python -m gradmatch`` in a subprocess. Datasets other than digits are
+faked with small IDX files written to a temporary folder (read as ``--dataset mnist``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gradmatch
+from gradmatch.cli import main
+from gradmatch.io import load_set
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+#: A condensation budget that keeps one in-process run to a few seconds.
+TINY = ["--iterations", "1", "--batch-real", "8", "--ipc", "1", "--quiet"]
+
+HELP_OPTIONS = {
+    None: ["--help", "--version", "condense", "evaluate", "show"],
+    "condense": ["--dataset", "--data-dir", "--ipc", "--out", "--method", "--seed", "--quiet",
+                 "--device", "--model", "--match", "--distance", "--schedule", "--iterations",
+                 "--matching-steps", "--network-steps", "--lr-syn", "--lr-net", "--batch-real",
+                 "--init", "--checkpoint", "--checkpoint-every", "--features", "--feature-epochs"],
+    "evaluate": ["SET", "--dataset", "--data-dir", "--models", "--epochs", "--model", "--jobs",
+                 "--device", "--seed", "--json"],
+    "show": ["SET", "--out", "--title"],
+}
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(header + array.tobytes())
+
+
+def _fake_idx_dataset(folder: Path, side: int, n_classes: int, scale: float = 255.0) -> Path:
+    """Four IDX files of ``side x side`` uint8 images with labels 0..n_classes-1."""
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for stem, n in (("train", 40), ("t10k", 20)):
+        labels = np.arange(n) % n_classes
+        images = rng.uniform(0, scale, size=(n, side, side))
+        _write_idx(folder / f"{stem}-images-idx3-ubyte", images)
+        _write_idx(folder / f"{stem}-labels-idx1-ubyte", labels)
+    return folder
+
+
+def _error_line(err: str) -> str:
+    """The single line of ``err``, checked to be a gradmatch error without a traceback."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("gradmatch: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def random_set(tmp_path_factory):
+    """A random digits coreset (1 per class) saved by the command line."""
+    path = tmp_path_factory.mktemp("cli") / "random.npz"
+    assert main(["condense", "--method", "random", "--out", str(path), "--quiet"]) == 0
+    return path
+
+
+# ----------------------------------------------------------------------------- condense
+def test_condense_writes_a_loadable_set(tmp_path, capsys):
+    out = tmp_path / "syn.npz"
+    assert main(["condense", "--dataset", "digits", "--out", str(out), "--seed", "3", *TINY]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 1 and str(out) in lines[0] and "condensed digits" in lines[0]
+    assert captured.err == ""  # --quiet: no progress bar
+    syn = load_set(out)
+    assert syn.method == "GradientMatchingCondenser"
+    assert syn.X.shape == (10, 8, 8) and syn.y.tolist() == list(range(10))
+    assert syn.settings["iterations"] == 1 and syn.settings["random_state"] == 3
+    assert syn.settings["batch_real"] == 8 and syn.settings["verbose"] == 0
+    assert len(syn.history["loss"]) == 1 and syn.normalization is not None
+
+
+@pytest.mark.parametrize("method, extra, cls", [
+    ("herding", ["--features", "pixels"], "Herding"),
+    ("random", [], "RandomCoreset"),
+])
+def test_condense_selectors(tmp_path, capsys, method, extra, cls):
+    out = tmp_path / f"{method}.npz"
+    assert main(["condense", "--method", method, "--ipc", "2", "--out", str(out), "--quiet", *extra]) == 0
+    assert "selected 20 of the 1347 digits training images" in capsys.readouterr().out
+    syn = load_set(out)
+    assert syn.method == cls and syn.X.shape == (20, 8, 8)
+    assert syn.sample_indices is not None and len(syn.sample_indices) == 20
+
+
+def test_condense_checkpoint_folder(tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    out = tmp_path / "syn.npz"
+    args = ["condense", "--out", str(out), "--model", "mlp", "--schedule", "fixed",
+            "--matching-steps", "1", "--network-steps", "0", "--checkpoint", str(ckpt), *TINY]
+    assert main(args) == 0
+    assert len(list(ckpt.glob("gradmatch-*.npz"))) == 1
+
+
+# ----------------------------------------------------------------------------- evaluate, show
+def test_evaluate_prints_accuracy_and_writes_json(random_set, tmp_path, capsys):
+    report = tmp_path / "acc.json"
+    assert main(["evaluate", str(random_set), "--models", "1", "--epochs", "2", "--device", "cpu",
+                 "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "+-" in out and "(n=1)" in out and "450 digits test images" in out
+    record = json.loads(report.read_text())
+    assert record["n"] == 1 and len(record["accuracies"]) == 1
+    assert 0.0 <= record["mean"] <= 1.0 and record["std"] == 0.0
+    assert record["model"] == "convnet" and record["epochs"] == 2 and record["method"] == "RandomCoreset"
+
+
+def test_evaluate_warns_when_statistics_differ(random_set, tmp_path, capsys):
+    # 8x8 images with labels 0..9, but in 0..255 where digits lie in 0..16.
+    data = _fake_idx_dataset(tmp_path / "fake", side=8, n_classes=10)
+    assert main(["evaluate", str(random_set), "--dataset", "mnist", "--data-dir", str(data),
+                 "--models", "1", "--epochs", "1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("gradmatch: warning: ") and "another dataset" in captured.err
+    assert "(n=1)" in captured.out
+
+
+def test_show_writes_a_png(random_set, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert main(["show", str(random_set), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    assert str(out) in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- help, version
+@pytest.mark.parametrize("command", [None, "condense", "evaluate", "show"])
+def test_help_is_complete(command, capsys):
+    argv = ([command] if command else []) + ["--help"]
+    assert main(argv) == 0
+    text = " ".join(capsys.readouterr().out.split())  # undo the wrapping to the terminal width
+    for option in HELP_OPTIONS[command]:
+        assert option in text, f"{option} missing from {argv}"
+    if command == "condense":
+        assert "(default: 1000)" in text and "(default: cos+l2)" in text
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"gradmatch {gradmatch.__version__}"
+
+
+# ----------------------------------------------------------------------------- errors
+@pytest.mark.parametrize("argv, needle", [
+    (["condense", "--method", "distill", "--out", "x.npz"], "--method"),
+    (["condense", "--dataset", "imagenet", "--out", "x.npz"], "--dataset"),
+    (["condense", "--ipc", "0", "--out", "x.npz"], "--ipc"),
+    (["condense", "--distance", "cosine", "--out", "x.npz"], "--distance"),
+    (["condense", "--method", "random", "--match", "intra", "--out", "x.npz"], "does not apply"),
+    (["condense", "--data-dir", "somewhere", "--out", "x.npz"], "--data-dir"),
+    (["condense", "--dataset", "cifar10", "--out", "x.npz"], "needs --data-dir"),
+    (["condense"], "--out"),
+    ([], "choose a command"),
+])
+def test_usage_errors_exit_2_with_one_line(argv, needle, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert needle in _error_line(captured.err)
+    assert captured.out == ""
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_missing_set_file(tmp_path, capsys):
+    missing = tmp_path / "nothing.npz"
+    for command in ("evaluate", "show"):
+        assert main([command, str(missing)]) == 1
+        assert str(missing) in _error_line(capsys.readouterr().err)
+
+
+def test_output_folder_checked_before_work(tmp_path, capsys):
+    assert main(["condense", "--out", str(tmp_path / "no" / "syn.npz"), *TINY]) == 1
+    assert "does not exist" in _error_line(capsys.readouterr().err)
+
+
+def test_estimator_value_error_is_one_line(tmp_path, capsys):
+    # digits has fewer than 500 images per class: RandomCoreset refuses.
+    assert main(["condense", "--method", "random", "--ipc", "500", "--out", str(tmp_path / "x.npz")]) == 1
+    _error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("side, n_classes, needle", [(28, 10, "shape 8x8"), (8, 5, "classes")])
+def test_set_that_does_not_match_the_dataset(random_set, tmp_path, capsys, side, n_classes, needle):
+    data = _fake_idx_dataset(tmp_path / "fake", side=side, n_classes=n_classes)
+    assert main(["evaluate", str(random_set), "--dataset", "mnist", "--data-dir", str(data),
+                 "--models", "1", "--epochs", "1"]) == 1
+    line = _error_line(capsys.readouterr().err)
+    assert needle in line and "another dataset" in line
+
+
+def test_missing_dataset_files(random_set, tmp_path, capsys):
+    assert main(["evaluate", str(random_set), "--dataset", "mnist", "--data-dir", str(tmp_path)]) == 1
+    assert "MNIST" in _error_line(capsys.readouterr().err)
+
+
+def test_corrupt_set_file(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not an npz")
+    assert main(["show", str(bad), "--out", str(tmp_path / "g.png")]) == 1
+    _error_line(capsys.readouterr().err)
+
+
+def _raise(exc):
+    def fit(self, X, y):
+        raise exc
+    return fit
+
+
+def test_keyboard_interrupt_exits_130(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(gradmatch.GradientMatchingCondenser, "fit", _raise(KeyboardInterrupt()))
+    ckpt = tmp_path / "ckpt"
+    assert main(["condense", "--out", str(tmp_path / "x.npz"), "--checkpoint", str(ckpt), *TINY]) == 130
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("gradmatch: interrupted") and str(ckpt) in err
+
+
+def test_unexpected_error_and_debug_traceback(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(gradmatch.GradientMatchingCondenser, "fit", _raise(RuntimeError("boom")))
+    argv = ["condense", "--out", str(tmp_path / "x.npz"), *TINY]
+    monkeypatch.delenv("GRADMATCH_DEBUG", raising=False)
+    assert main(argv) == 1
+    line = _error_line(capsys.readouterr().err)
+    assert "RuntimeError: boom" in line and "GRADMATCH_DEBUG=1" in line
+    monkeypatch.setenv("GRADMATCH_DEBUG", "1")
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1] == "gradmatch: error: RuntimeError: boom"
+
+
+# ----------------------------------------------------------------------------- python -m gradmatch
+def _run_module(args, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env.pop("GRADMATCH_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "gradmatch", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_python_m_gradmatch_help(tmp_path):
+    proc = _run_module(["--help"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "condense" in proc.stdout and "evaluate" in proc.stdout and "show" in proc.stdout
+
+
+def test_python_m_gradmatch_condense(tmp_path):
+    proc = _run_module(["condense", "--out", "syn.npz", "--model", "mlp", "--schedule", "fixed",
+                        "--matching-steps", "1", "--network-steps", "0", *TINY], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "saved to syn.npz" in proc.stdout
+    assert load_set(tmp_path / "syn.npz").X.shape == (10, 8, 8)
