@@ -9,6 +9,7 @@ from ._version import __version__
 from .condenser import GradientMatchingCondenser
 from .engine import DivergenceError
 from .io import SyntheticSet, load_set, save_set
+from .pipeline import CondensedEstimator, ResampleAdapter
 from .selectors import Herding, RandomCoreset
 
 __all__ = [
@@ -20,4 +21,6 @@ __all__ = [
     "SyntheticSet",
     "save_set",
     "load_set",
+    "CondensedEstimator",
+    "ResampleAdapter",
 ]

@@ -1,0 +1,333 @@
+"""Pipeline wrappers: train an estimator on a condensed set, or resample inside imbalanced-learn.
+
+The reducers (:class:`~gradmatch.GradientMatchingCondenser`,
+:class:`~gradmatch.Herding`, :class:`~gradmatch.RandomCoreset`) have both a
+data-free ``transform()`` and ``fit_resample``, so neither scikit-learn's
+``Pipeline`` (which would call ``transform(X)`` on every row) nor
+imbalanced-learn's (which refuses a step with both methods) can hold them
+directly. Two small wrappers fill the gap:
+
+- :class:`CondensedEstimator` is a classifier: it fits the reducer on the
+  training data, trains a downstream estimator on the reduced set, and
+  predicts with it. It is the last step of a scikit-learn ``Pipeline`` and
+  works in ``GridSearchCV`` (``reducer__ipc``, ``estimator__epochs``, ...)
+  and ``cross_val_score``.
+- :class:`ResampleAdapter` exposes only ``fit_resample``, which makes a
+  reducer a sampler step of ``imblearn.pipeline.Pipeline``.
+
+imbalanced-learn is optional: nothing here imports it.
+"""
+
+from __future__ import annotations
+
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["CondensedEstimator", "ResampleAdapter"]
+
+
+def _default_estimator():
+    from .classifier import NetworkClassifier
+
+    return NetworkClassifier()
+
+
+def _check_reducer(reducer, owner: str):
+    if not hasattr(reducer, "fit_resample"):
+        raise TypeError(
+            f"{owner}'s reducer must have a fit_resample(X, y) method returning the reduced "
+            f"(X, y), like GradientMatchingCondenser, Herding or RandomCoreset; got "
+            f"{type(reducer).__name__}"
+        )
+
+
+def _estimator_has(attr: str):
+    """``available_if`` check: the fitted estimator (or, before fit, the given one) has ``attr``."""
+
+    def check(self) -> bool:
+        if hasattr(self, "estimator_"):
+            return hasattr(self.estimator_, attr)
+        estimator = self.estimator if self.estimator is not None else _default_estimator()
+        return hasattr(estimator, attr)
+
+    return check
+
+
+class CondensedEstimator(ClassifierMixin, BaseEstimator):
+    """Reduce the training set with ``reducer``, then fit ``estimator`` on the reduced set.
+
+    ``fit(X, y)`` fits a clone of ``reducer`` on ``(X, y)``, takes the set it
+    returns (``fit_resample``, the same as its ``transform()``: ``ipc``
+    samples per class) and fits a clone of ``estimator`` on that set alone.
+    Predictions come from the fitted estimator. This is "condense, then
+    train" as one scikit-learn classifier: the last step of a ``Pipeline``,
+    searchable with ``GridSearchCV`` over ``reducer__ipc``,
+    ``reducer__iterations``, ``estimator__epochs`` and so on, and scored by
+    ``cross_val_score`` (stratified folds, as for any classifier).
+
+    Normalisation: a network trained on a reduced set must be normalised with
+    the *real* data's statistics, never the small set's own. When
+    ``estimator`` has a ``normalization`` parameter set to ``"auto"`` (as
+    :class:`~gradmatch.classifier.NetworkClassifier` has by default), the
+    fitted clone gets the reducer's ``normalization_`` (the per-channel, or
+    per-feature, statistics of the real training data) instead. Any other
+    value of ``estimator.normalization`` is used as given. Give the estimator
+    the same ``input_shape`` as the reducer (or none) so that both read the
+    statistics per the same channels; a reducer with ``input_shape=(1, 8, 8)``
+    hands one mean and std, which a flat-feature estimator broadcasts to every
+    feature.
+
+    Parameters
+    ----------
+    reducer : estimator with ``fit_resample(X, y)``
+        :class:`~gradmatch.GradientMatchingCondenser`,
+        :class:`~gradmatch.Herding`, :class:`~gradmatch.RandomCoreset`, or any
+        object whose ``fit_resample`` returns the reduced ``(X, y)`` (an
+        imbalanced-learn sampler works too). It is cloned, never modified.
+    estimator : estimator, default=None
+        Trained on the reduced set; cloned, never modified. None means
+        ``NetworkClassifier()``: DC's evaluation recipe (a network trained
+        from scratch for 300 epochs). Any scikit-learn classifier works
+        (``KNeighborsClassifier``, ``LogisticRegression``, ...).
+
+    Attributes
+    ----------
+    reducer_ : estimator
+        The fitted clone of ``reducer``: ``reducer_.X_syn_`` and
+        ``reducer_.y_syn_`` are the set the estimator was trained on.
+    estimator_ : estimator
+        The fitted clone of ``estimator``.
+    classes_ : ndarray
+        The class labels (those of the training data).
+    n_features_in_ : int
+        Values per input sample.
+
+    See Also
+    --------
+    ResampleAdapter : a reducer as a sampler step of imbalanced-learn's Pipeline.
+    gradmatch.evaluation.evaluate_reducer : the literature's protocol (many networks per set).
+
+    Examples
+    --------
+    Condense digits to two images per class, train a small network on those 20
+    images with the real data's normalisation, and predict:
+
+    >>> from sklearn.datasets import load_digits
+    >>> from gradmatch import GradientMatchingCondenser
+    >>> from gradmatch.classifier import NetworkClassifier
+    >>> from gradmatch.pipeline import CondensedEstimator
+    >>> X, y = load_digits(return_X_y=True)
+    >>> model = CondensedEstimator(
+    ...     GradientMatchingCondenser(ipc=2, iterations=2, matching_steps=1, model="mlp",
+    ...                               random_state=0),
+    ...     NetworkClassifier(epochs=20, random_state=0))
+    >>> model.fit(X, y).predict(X[:3]).shape
+    (3,)
+    >>> model.reducer_.X_syn_.shape
+    (20, 64)
+    >>> model.estimator_.normalization_ == model.reducer_.normalization_
+    True
+
+    Choose ``ipc`` by cross-validation, here with a random coreset and a
+    nearest-neighbour classifier:
+
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> from gradmatch import RandomCoreset
+    >>> search = GridSearchCV(
+    ...     CondensedEstimator(RandomCoreset(random_state=0), KNeighborsClassifier(1)),
+    ...     {"reducer__ipc": [1, 20]}, cv=3).fit(X, y)
+    >>> search.best_params_
+    {'reducer__ipc': 20}
+    """
+
+    def __init__(self, reducer, estimator=None):
+        self.reducer = reducer
+        self.estimator = estimator
+
+    def fit(self, X, y):
+        """Fit the reducer on ``(X, y)``, then the estimator on the reduced set.
+
+        Parameters
+        ----------
+        X : array-like, torch tensor or torch Dataset
+            Training data, in any form the reducer accepts.
+        y : array-like
+            Class labels.
+
+        Returns
+        -------
+        self : CondensedEstimator
+        """
+        _check_reducer(self.reducer, type(self).__name__)
+        reducer = clone(self.reducer)
+        X_red, y_red = reducer.fit_resample(X, y)
+        estimator = clone(self.estimator if self.estimator is not None else _default_estimator())
+        self._hand_off_normalization(reducer, estimator)
+        estimator.fit(X_red, y_red)
+        self.reducer_ = reducer
+        self.estimator_ = estimator
+        classes = getattr(estimator, "classes_", None)
+        self.classes_ = classes if classes is not None else getattr(reducer, "classes_", None)
+        n_features = getattr(reducer, "n_features_in_", None)
+        if n_features is None:
+            n_features = getattr(estimator, "n_features_in_", None)
+        if n_features is not None:
+            self.n_features_in_ = n_features
+        return self
+
+    @staticmethod
+    def _hand_off_normalization(reducer, estimator) -> None:
+        """Give ``estimator`` the real data's statistics where it would compute its own."""
+        try:
+            setting = estimator.get_params(deep=False).get("normalization", None)
+        except AttributeError:  # not a scikit-learn estimator: leave it alone
+            return
+        stats = getattr(reducer, "normalization_", None)
+        if isinstance(setting, str) and setting == "auto" and stats is not None:
+            estimator.set_params(normalization={"mean": list(stats["mean"]), "std": list(stats["std"])})
+
+    @available_if(_estimator_has("predict"))
+    def predict(self, X):
+        """Class labels predicted by the fitted estimator."""
+        check_is_fitted(self)
+        return self.estimator_.predict(X)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities from the fitted estimator, columns in ``classes_`` order."""
+        check_is_fitted(self)
+        return self.estimator_.predict_proba(X)
+
+    @available_if(_estimator_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        """Log class probabilities from the fitted estimator."""
+        check_is_fitted(self)
+        return self.estimator_.predict_log_proba(X)
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """Decision values (for a NetworkClassifier: logits) from the fitted estimator."""
+        check_is_fitted(self)
+        return self.estimator_.decision_function(X)
+
+    @available_if(_estimator_has("score"))
+    def score(self, X, y, sample_weight=None):
+        """The fitted estimator's ``score`` on ``(X, y)`` (accuracy for a classifier)."""
+        check_is_fitted(self)
+        if sample_weight is None:
+            return self.estimator_.score(X, y)
+        return self.estimator_.score(X, y, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+class ResampleAdapter(BaseEstimator):
+    """A reducer as a sampler step: only ``fit_resample``, for imbalanced-learn's Pipeline.
+
+    ``imblearn.pipeline.Pipeline`` runs a step's ``fit_resample`` while the
+    pipeline is fitted and skips the step when it predicts, but it refuses a
+    step that has both ``fit_resample`` and ``transform``, as the gradmatch
+    reducers do. This adapter hides everything but ``fit_resample`` (plus
+    ``get_params`` / ``set_params``), so the step replaces the training data
+    by the reduced set before the next steps are fitted. It declares itself a
+    sampler (``_estimator_type = "sampler"`` and the matching
+    ``estimator_type`` tag), as imbalanced-learn's own samplers do.
+
+    imbalanced-learn is optional (``pip install imbalanced-learn``); the
+    adapter needs nothing from it.
+
+    Parameters
+    ----------
+    reducer : estimator with ``fit_resample(X, y)``
+        :class:`~gradmatch.GradientMatchingCondenser`,
+        :class:`~gradmatch.Herding` or :class:`~gradmatch.RandomCoreset`. It is
+        cloned by each ``fit_resample``, never modified.
+
+    Attributes
+    ----------
+    reducer_ : estimator
+        The clone fitted by the last ``fit_resample`` (``reducer_.X_syn_``,
+        ``reducer_.normalization_``, ``reducer_.sample_indices_``, ...).
+    n_features_in_ : int
+        Values per input sample.
+
+    See Also
+    --------
+    CondensedEstimator : reduce, then fit an estimator, in scikit-learn's Pipeline.
+
+    Notes
+    -----
+    A network trained by a later step sees only the reduced set; its
+    normalisation then comes from that small set unless given. Pass the real
+    data's statistics to it (e.g. ``NetworkClassifier(normalization=...)``)
+    or use :class:`CondensedEstimator`, which does so itself.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from gradmatch import RandomCoreset
+    >>> from gradmatch.pipeline import ResampleAdapter
+    >>> X, y = load_digits(return_X_y=True)
+    >>> sampler = ResampleAdapter(RandomCoreset(ipc=3, random_state=0))
+    >>> X_red, y_red = sampler.fit_resample(X, y)
+    >>> X_red.shape
+    (30, 64)
+    >>> hasattr(sampler, "transform")
+    False
+
+    In imbalanced-learn's Pipeline (the classifier is fitted on the 50
+    selected samples, and predicts on any data):
+
+    >>> from imblearn.pipeline import make_pipeline  # doctest: +SKIP
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> pipe = make_pipeline(  # doctest: +SKIP
+    ...     ResampleAdapter(RandomCoreset(ipc=5, random_state=0)),
+    ...     LogisticRegression(max_iter=1000))
+    >>> pipe.fit(X, y).predict(X[:3]).shape  # doctest: +SKIP
+    (3,)
+    """
+
+    #: What imbalanced-learn's ``is_sampler`` looks for (its samplers set the same).
+    _estimator_type = "sampler"
+
+    def __init__(self, reducer):
+        self.reducer = reducer
+
+    def fit_resample(self, X, y):
+        """Fit a clone of the reducer on ``(X, y)`` and return the reduced ``(X_red, y_red)``.
+
+        Parameters
+        ----------
+        X : array-like, torch tensor or torch Dataset
+            Training data, in any form the reducer accepts.
+        y : array-like
+            Class labels.
+
+        Returns
+        -------
+        X_red, y_red
+            The reducer's set: ``ipc`` samples per class, in X's layout
+            (numpy in, numpy out).
+        """
+        _check_reducer(self.reducer, type(self).__name__)
+        reducer = clone(self.reducer)
+        X_red, y_red = reducer.fit_resample(X, y)
+        self.reducer_ = reducer
+        n_features = getattr(reducer, "n_features_in_", None)
+        if n_features is not None:
+            self.n_features_in_ = n_features
+        return X_red, y_red
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "sampler"
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = False
+        tags.transformer_tags = None
+        return tags
