@@ -153,10 +153,12 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         return predict_logits(self._network(device), images, mean, std).cpu().numpy()
 
     def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (softmax of the logits), ``(n, n_classes)`` in ``classes_`` order."""
         logits = torch.from_numpy(self.decision_function(X))
         return torch.softmax(logits, dim=1).numpy()
 
     def predict(self, X) -> np.ndarray:
+        """The most likely class of each sample, in the labels' own type."""
         return self.classes_[self.decision_function(X).argmax(axis=1)]
 
     def __getstate__(self):

@@ -78,6 +78,8 @@ def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normaliz
     epochs : int, default=300
         Training epochs (DC's recipe: lr 0.01, momentum 0.9, wd 5e-4, batch 256,
         lr x0.1 at half); ignored when ``recipe`` is given.
+    recipe : TrainRecipe, optional
+        A full training recipe instead of DC's with ``epochs``.
     random_state : int, default=0
         Seeds of the networks are ``random_state + i``.
     device : str, default="auto"
@@ -156,9 +158,20 @@ def evaluate_reducer(reducer, X, y, X_test, y_test, *, n_repeats: int = 2, n_mod
         Real training data.
     X_test, y_test : array-like
         Real test data.
+    n_repeats : int, default=2
+        Sets to condense or select, each with its own seed.
+    n_models : int, default=5
+        Networks trained on each set.
+    epochs : int, default=300
+        Training epochs of each network (DC's recipe).
     model : str or callable, default="auto"
         The evaluation network, which may differ from the one used to
         condense (cross-architecture evaluation).
+    random_state : int, default=0
+        Base seed: repeat ``r`` uses ``random_state + 1000 * r``.
+    device : str, default="auto"
+    n_jobs : int or None, default=1
+        Parallel CPU processes for the networks of a set.
     callback : callable, optional
         ``callback(r, accuracies, fit_seconds)`` after each set.
 

@@ -141,6 +141,8 @@ class MLP(nn.Module):
         Shape of one sample; flattened.
     n_classes : int
         Number of outputs.
+    hidden : int, default=128
+        Units of each hidden layer.
 
     Examples
     --------

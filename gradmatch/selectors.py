@@ -81,6 +81,8 @@ class RandomCoreset(_Selector):
     ----------
     ipc : int, default=1
         Samples per class; every class must have at least that many.
+    input_shape : tuple (C, H, W), default=None
+        Treat flat X as images (only recorded; selection does not depend on it).
     random_state : int, RandomState or None, default=None
         Seeds the selection.
 
