@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from ._version import __version__
+from .io import write_npz_atomic
 
 __all__ = ["FORMAT", "fingerprint", "checkpoint_path", "save_checkpoint", "load_checkpoint"]
 
@@ -68,17 +68,7 @@ def save_checkpoint(path: Path, state: dict, fp: str) -> None:
     }
     if state.get("momentum") is not None:
         arrays["momentum"] = state["momentum"]
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_npz_atomic(path, arrays)
 
 
 def load_checkpoint(path: Path, fp: str) -> dict | None:

@@ -289,6 +289,16 @@ def save_set(path, estimator) -> Path:
         raise FileNotFoundError(f"cannot save to {path}: the folder {folder} does not exist")
     if path.is_dir():
         raise IsADirectoryError(f"cannot save to {path}: it is a directory")
+    write_npz_atomic(path, arrays)
+    return path
+
+
+def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` as an ``.npz`` at ``path`` atomically: a temporary file, then a rename.
+
+    A crash mid-write leaves any previous file intact; no temporary file is left behind.
+    """
+    folder = path.parent
     tmp = folder / f".{path.name}.{secrets.token_hex(8)}.tmp"
     # os.open with mode 0o666 gives the new file the permissions the umask allows,
     # as open() would; O_EXCL never reuses someone else's file.
@@ -306,7 +316,6 @@ def save_set(path, estimator) -> Path:
             pass
         raise
     _fsync_folder(folder)
-    return path
 
 
 def _fsync_folder(folder: Path) -> None:
