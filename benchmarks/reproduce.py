@@ -278,7 +278,9 @@ def report(budget: Budget, out: Path) -> str:
             lines.append(f"| {a} vs {b} | {diff:+.1f} | {2 * se:.1f} | {verdict} |")
         else:
             lines.append(f"| {a} vs {b} | (not run) | | |")
-    lines.append("")
+    lines += ["", "The standard error treats every evaluation as independent; networks trained on "
+              "the same set are not, so with 2 sets it understates the spread between sets. Read "
+              "a 'yes' close to the threshold with care.", ""]
     return "\n".join(lines)
 
 
