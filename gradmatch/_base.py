@@ -31,7 +31,8 @@ class BaseReducer(BaseEstimator):
 
     def _validate_data(self, X, y) -> PreparedData:
         ipc = check_ipc(self.ipc)
-        data = prepare_training_data(X, y, getattr(self, "input_shape", None))
+        data = prepare_training_data(X, y, getattr(self, "input_shape", None),
+                                     in_memory=getattr(self, "in_memory", True))
         if ipc > len(data.labels):
             raise ValueError(
                 f"ipc={ipc} asks for more samples per class than the {len(data.labels)} training "

@@ -11,7 +11,7 @@ import torch
 from ._base import BaseReducer
 from ._runtime import isolated_rng, make_generator, resolve_device, seed_from
 from .checkpoint import checkpoint_path, fingerprint, load_checkpoint, save_checkpoint
-from .data import ClassPools, Normalization, channel_range, channel_stats
+from .data import ClassPools, DatasetPools, Normalization, channel_range, channel_stats
 from .distances import make_distance
 from .engine import CondensationLoop, DivergenceError, LoopSettings
 from .matching import check_match
@@ -156,6 +156,13 @@ class GradientMatchingCondenser(BaseReducer):
         gives the same set as an uninterrupted run (on the CPU).
     checkpoint_every : int, default=10
         Iterations between checkpoints.
+    in_memory : bool or "auto", default="auto"
+        For a torch ``Dataset`` X: stack it in memory once (True), or leave it
+        where it is and read each real batch from it through per-class index
+        pools (False). ``"auto"`` stacks it when its images take at most 4 GiB.
+        A streamed Dataset is validated, and its normalisation estimated, on a
+        seeded sample of 10,000 items; checkpoint fingerprints hash that sample
+        and all labels. Arrays and tensors are always used in place.
     warm_start : bool, default=False
         Continue from the previous fit's synthetic set, optimiser and random
         state up to ``iterations`` in total (raise ``iterations`` first).
@@ -224,6 +231,7 @@ class GradientMatchingCondenser(BaseReducer):
         checkpoint=None,
         checkpoint_every=10,
         warm_start=False,
+        in_memory="auto",
     ):
         self.ipc = ipc
         self.match = match
@@ -249,6 +257,7 @@ class GradientMatchingCondenser(BaseReducer):
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
         self.warm_start = warm_start
+        self.in_memory = in_memory
 
     # ------------------------------------------------------------------ checks
     def _check_params(self, n_classes: int) -> dict:
@@ -297,7 +306,7 @@ class GradientMatchingCondenser(BaseReducer):
     #: Parameters that do not change the synthetic set of a given iteration, so a
     #: checkpoint stays valid when they change (iterations: a longer run continues).
     _NOT_FINGERPRINTED = ("iterations", "verbose", "callback", "checkpoint", "checkpoint_every",
-                          "warm_start", "device")
+                          "warm_start", "device", "in_memory")
 
     def _fingerprint_params(self) -> dict:
         return {k: v for k, v in self.get_params(deep=False).items() if k not in self._NOT_FINGERPRINTED}
@@ -333,7 +342,10 @@ class GradientMatchingCondenser(BaseReducer):
 
         with isolated_rng(seed, device):
             generator = make_generator(seed, device)
-            pools = ClassPools(data.images, data.labels, n_classes, norm, device)
+            if data.dataset is not None:
+                pools = DatasetPools(data.dataset, data.labels, n_classes, norm, device, shape)
+            else:
+                pools = ClassPools(data.images, data.labels, n_classes, norm, device)
             # A trial network on two real samples turns a bad model/input pairing
             # into a clear error instead of a failure inside the first iteration.
             check_network_fits(build_model(model, shape, n_classes).to(device),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["Normalization", "ClassPools", "channel_stats", "channel_range"]
+__all__ = ["Normalization", "ClassPools", "DatasetPools", "channel_stats", "channel_range"]
 
 
 @dataclass(frozen=True)
@@ -121,9 +121,13 @@ class ClassPools:
             labels = self._labels[(c, size)] = torch.full((size,), c, dtype=torch.long, device=self.device)
         return self.take(rows), labels
 
+    @property
+    def n_items(self) -> int:
+        return self.images.shape[0]
+
     def sample_mixed(self, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``size`` images drawn without replacement from all classes (at most all of them)."""
-        n = self.images.shape[0]
+        n = self.n_items
         size = min(int(size), n)
         rows = torch.randperm(n, generator=generator, device=generator.device)[:size].to(self.device)
         labels = torch.empty(n, dtype=torch.long, device=self.device)
@@ -149,3 +153,35 @@ class ClassPools:
                                                  device=generator.device), extra])
             chosen.append(pool[perm.to(pool.device)])
         return self.take(torch.cat(chosen))
+
+
+class DatasetPools(ClassPools):
+    """:class:`ClassPools` over a torch Dataset too large for memory.
+
+    Only the labels are held; each batch reads its items from the Dataset
+    (per-class index pools, the same draws as :class:`ClassPools`), stacks,
+    reshapes them to ``shape`` and moves them to the device.
+    """
+
+    def __init__(self, dataset, labels: torch.Tensor, n_classes: int, normalization: Normalization,
+                 device: torch.device, shape: tuple[int, ...]):
+        from .validation import stack_items
+
+        self._stack = stack_items
+        self.dataset = dataset
+        self.shape = tuple(shape)
+        self._n = int(labels.shape[0])
+        self.device = torch.device(device)
+        self.n_classes = int(n_classes)
+        labels = labels.to(self.device)
+        self.pools = [torch.nonzero(labels == c, as_tuple=False).flatten() for c in range(self.n_classes)]
+        self.mean, self.std = normalization.tensors(self.device, len(self.shape) + 1)
+        self._labels = {}
+
+    @property
+    def n_items(self) -> int:
+        return self._n
+
+    def take(self, rows: torch.Tensor) -> torch.Tensor:
+        images, _ = self._stack(self.dataset, rows.cpu().tolist(), self._n)
+        return self.normalize(images.reshape((-1,) + self.shape).to(self.device))

@@ -64,6 +64,8 @@ class PreparedData:
     classes: np.ndarray
     layout: InputLayout
     source_X: object = None  # the validated array, for selectors that index it
+    #: A streamed Dataset: then ``images`` holds only a seeded sample of it.
+    dataset: object = None
 
     @property
     def n_classes(self) -> int:
@@ -168,44 +170,101 @@ def _encode_labels(y, n_samples: int) -> tuple[np.ndarray, np.ndarray, str]:
 
 
 # ----------------------------------------------------------------- images
-def _materialise_dataset(dataset) -> tuple[torch.Tensor, list]:
-    """Stack a torch Dataset of ``(image, label)`` pairs into memory."""
+def _dataset_length(dataset) -> int:
     try:
         n = len(dataset)
     except TypeError:
         raise TypeError("a Dataset passed as X must define __len__") from None
     if n == 0:
         raise ValueError("the Dataset passed as X is empty")
+    return n
+
+
+def read_item(dataset, i: int, n: int):
+    """Item ``i`` of a Dataset of ``(image, label)`` pairs, checked: ``(image tensor, label)``."""
+    try:
+        item = dataset[i]
+    except (IndexError, KeyError) as err:
+        raise ValueError(
+            f"the Dataset passed as X says it has {n} items but item {i} cannot be read: {err!r}"
+        ) from None
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise ValueError(
+            f"a Dataset passed as X must return (image, label) pairs; item {i} is "
+            f"{type(item).__name__}"
+            + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else "")
+        )
+    image, label = item
+    if any(isinstance(v, torch.Tensor) and v.is_meta for v in (image, label)):
+        raise ValueError(f"Dataset item {i} holds a tensor on the meta device, which has no values")
+    image = torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image)
+    if isinstance(label, torch.Tensor):
+        if label.numel() != 1:
+            raise ValueError(f"label of Dataset item {i} has shape {tuple(label.shape)}, expected a scalar")
+        label = label.item()
+    return image, label
+
+
+def stack_items(dataset, indices, n: int) -> tuple[torch.Tensor, list]:
+    """Read the given items and stack their images (which must share one shape)."""
     images, labels = [], []
-    for i in range(n):
-        try:
-            item = dataset[i]
-        except (IndexError, KeyError) as err:
-            raise ValueError(
-                f"the Dataset passed as X says it has {n} items but item {i} cannot be read: {err!r}"
-            ) from None
-        if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise ValueError(
-                f"a Dataset passed as X must return (image, label) pairs; item {i} is "
-                f"{type(item).__name__}"
-                + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else "")
-            )
-        image, label = item
-        if any(isinstance(v, torch.Tensor) and v.is_meta for v in (image, label)):
-            raise ValueError(f"Dataset item {i} holds a tensor on the meta device, which has no values")
-        image = torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image)
-        if isinstance(label, torch.Tensor):
-            if label.numel() != 1:
-                raise ValueError(f"label of Dataset item {i} has shape {tuple(label.shape)}, expected a scalar")
-            label = label.item()
+    for i in indices:
+        image, label = read_item(dataset, int(i), n)
         if images and image.shape != images[0].shape:
             raise ValueError(
-                f"Dataset item {i} has image shape {tuple(image.shape)}, item 0 has "
+                f"Dataset item {i} has image shape {tuple(image.shape)}, another item has "
                 f"{tuple(images[0].shape)}: all images must share one shape"
             )
         images.append(image)
         labels.append(label)
     return torch.stack(images), labels
+
+
+def _materialise_dataset(dataset) -> tuple[torch.Tensor, list]:
+    """Stack a torch Dataset of ``(image, label)`` pairs into memory."""
+    n = _dataset_length(dataset)
+    return stack_items(dataset, range(n), n)
+
+
+#: ``in_memory="auto"`` materialises a Dataset up to this many bytes of images.
+IN_MEMORY_BYTES = 4 * 2**30
+#: Items read from a streamed Dataset to validate it and estimate its normalisation.
+STREAM_SAMPLE = 10_000
+
+
+def _dataset_labels(dataset, n: int) -> list:
+    """All labels: from ``dataset.targets`` when it has them (torchvision), else one pass."""
+    targets = getattr(dataset, "targets", None)
+    if targets is not None and len(targets) == n:
+        values = targets.tolist() if hasattr(targets, "tolist") else list(targets)
+        return values
+    return [read_item(dataset, i, n)[1] for i in range(n)]
+
+
+def _stream_dataset(dataset, input_shape) -> PreparedData:
+    """Labels of every item and a seeded sample of images, leaving the images where they are."""
+    n = _dataset_length(dataset)
+    labels = _dataset_labels(dataset, n)
+    rng = np.random.default_rng(0)
+    rows = np.arange(n) if n <= STREAM_SAMPLE else np.sort(rng.choice(n, STREAM_SAMPLE, replace=False))
+    sample, _ = stack_items(dataset, rows, n)
+    tensor, _, _ = _as_tensor_images(sample)
+    classes, encoded, _ = _encode_labels(labels, n)
+    label_kind = "torch" if classes.dtype.kind in "iub" else "numpy"
+    tensor, sample_shape, image_shape = _shape_images(tensor, input_shape)
+    dtype = str(tensor.dtype).replace("torch.", "") if tensor.is_floating_point() else "float32"
+    layout = InputLayout(sample_shape, image_shape, dtype, "torch", label_kind)
+    return PreparedData(tensor, torch.from_numpy(encoded), classes, layout, None, dataset=dataset)
+
+
+def _wants_memory(dataset, in_memory) -> bool:
+    if in_memory == "auto":
+        n = _dataset_length(dataset)
+        first = read_item(dataset, 0, n)[0]
+        return n * first.element_size() * first.numel() <= IN_MEMORY_BYTES
+    if isinstance(in_memory, (bool, np.bool_)):
+        return bool(in_memory)
+    raise ValueError(f"in_memory must be True, False or 'auto', got {in_memory!r}")
 
 
 def _as_tensor_images(X) -> tuple[torch.Tensor, str, object]:
@@ -302,7 +361,7 @@ def prepare_images(X, input_shape=None) -> tuple[torch.Tensor, InputLayout]:
     return tensor, InputLayout(sample_shape, image_shape, dtype, kind)
 
 
-def prepare_training_data(X, y, input_shape=None) -> PreparedData:
+def prepare_training_data(X, y, input_shape=None, in_memory=True) -> PreparedData:
     """Validate ``(X, y)`` and bring X to ``(n, C, H, W)`` (images) or ``(n, d)`` (flat).
 
     Parameters
@@ -313,12 +372,18 @@ def prepare_training_data(X, y, input_shape=None) -> PreparedData:
     y : array-like or None
     input_shape : tuple (C, H, W) or None
         Lets flat X be treated as images; must match X when X is not flat.
+    in_memory : bool or "auto", default=True
+        For a Dataset: stack it in memory (True), or leave it where it is and
+        keep only its labels and a sample of images (False); "auto" stacks it
+        when its images take at most :data:`IN_MEMORY_BYTES`.
     """
     input_shape = check_input_shape(input_shape)
     label_kind_override = None
     if isinstance(X, torch.utils.data.Dataset) and not isinstance(X, torch.Tensor):
         if y is not None:
             raise ValueError("y must be None when X is a Dataset of (image, label) pairs")
+        if not _wants_memory(X, in_memory):
+            return _stream_dataset(X, input_shape)
         X, y = _materialise_dataset(X)
         label_kind_override = "torch"
     elif y is None:
