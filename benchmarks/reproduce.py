@@ -43,24 +43,20 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset, __version__  # noqa: E402
+from gradmatch.condenser import VARIANTS  # noqa: E402
 from gradmatch.datasets import FASHION_MNIST_DIR, load_digits_images, load_fashion_mnist  # noqa: E402
 from gradmatch.evaluation import evaluate_set  # noqa: E402
 
 # ----------------------------------------------------------------- methods
 #: Condenser settings of each named method (the paper's Tables 1-3).
 CONDENSERS = {
-    "dc": dict(match="intra", distance="cos", schedule="fixed"),
-    "inter": dict(match="inter", distance="cos", schedule="fixed"),
-    "interleaved": dict(match="interleaved", distance="cos", schedule="fixed"),
-    "m": dict(match="multilevel", distance="cos", schedule="fixed"),
-    "md": dict(match="multilevel", distance="cos+l2", schedule="fixed"),
-    "mdo": dict(match="multilevel", distance="cos+l2", schedule="overfit"),
-    "mda": dict(match="multilevel", distance="cos+l2", schedule="adaptive"),
-    "m-l2": dict(match="multilevel", distance="l2", schedule="fixed"),
-    "m-sse": dict(match="multilevel", distance="sse", schedule="fixed"),
-    "m-100mse": dict(match="multilevel", distance="100*mse", schedule="fixed"),
-    "m-cos+sse": dict(match="multilevel", distance="cos+sse", schedule="fixed"),
-    "m-cos+100mse": dict(match="multilevel", distance="cos+100*mse", schedule="fixed"),
+    **VARIANTS,
+    "inter": dict(VARIANTS["dc"], match="inter"),
+    "interleaved": dict(VARIANTS["dc"], match="interleaved"),
+    # Table 2: multi-level matching with each distance (fixed schedule).
+    **{f"m-{label}": dict(VARIANTS["m"], distance=spec) for label, spec in
+       [("l2", "l2"), ("sse", "sse"), ("100mse", "100*mse"), ("cos+sse", "cos+sse"),
+        ("cos+100mse", "cos+100*mse")]},
 }
 SELECTORS = ("random", "herding")
 

@@ -57,6 +57,7 @@ import torch
 
 from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset, __version__
 from gradmatch.datasets import DATASET_NAMES, FASHION_MNIST_DIR, DatasetError, load_dataset
+from gradmatch.condenser import VARIANTS
 from gradmatch.evaluation import evaluate_set
 from gradmatch.schedules import default_loops
 
@@ -64,14 +65,8 @@ from gradmatch.schedules import default_loops
 #: Selectors, then condensers, in the order of the paper's Table 3.
 METHODS = ("random", "herding", "dc", "m", "md", "mda", "mdo")
 
-#: Condenser settings of each method (the same as ``benchmarks/reproduce.py``'s CONDENSERS).
-CONDENSERS = {
-    "dc": dict(match="intra", distance="cos", schedule="fixed"),
-    "m": dict(match="multilevel", distance="cos", schedule="fixed"),
-    "md": dict(match="multilevel", distance="cos+l2", schedule="fixed"),
-    "mda": dict(match="multilevel", distance="cos+l2", schedule="adaptive"),
-    "mdo": dict(match="multilevel", distance="cos+l2", schedule="overfit"),
-}
+#: Condenser settings of each method: the paper's named variants.
+CONDENSERS = VARIANTS
 
 LABELS = {"random": "Random", "herding": "Herding", "dc": "DC baseline", "m": "Ours-M",
           "md": "Ours-MD", "mda": "Ours-MDA", "mdo": "Ours-MDO"}

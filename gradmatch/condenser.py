@@ -26,10 +26,22 @@ from .validation import (
     to_output_labels,
 )
 
-__all__ = ["GradientMatchingCondenser", "INITS"]
+__all__ = ["GradientMatchingCondenser", "INITS", "VARIANTS"]
 
 #: Valid values of the ``init`` parameter.
 INITS = ("noise", "real")
+
+#: The paper's named methods as condenser settings: DC's baseline and the
+#: variants of Table 3 (M: multi-level matching, D: the cos+l2 distance,
+#: A: the adaptive schedule, O: network steps until overfitting).
+#: ``GradientMatchingCondenser(ipc=10, **VARIANTS["mda"])``.
+VARIANTS: dict[str, dict[str, str]] = {
+    "dc": dict(match="intra", distance="cos", schedule="fixed"),
+    "m": dict(match="multilevel", distance="cos", schedule="fixed"),
+    "md": dict(match="multilevel", distance="cos+l2", schedule="fixed"),
+    "mda": dict(match="multilevel", distance="cos+l2", schedule="adaptive"),
+    "mdo": dict(match="multilevel", distance="cos+l2", schedule="overfit"),
+}
 
 
 def resolve_normalization(normalization, data: PreparedData) -> Normalization:
