@@ -129,13 +129,15 @@ def load_data(dataset: str, data_dir: str | None):
     return load_fashion_mnist(data_dir or FASHION_MNIST_DIR)
 
 
-def make_reducer(cell: Cell, seed: int, verbose: int):
+def make_reducer(cell: Cell, seed: int, verbose: int, checkpoint: Path | None = None):
     if cell.method == "random":
         return RandomCoreset(ipc=cell.ipc, random_state=seed)
     if cell.method == "herding":
         return Herding(ipc=cell.ipc, random_state=seed, verbose=verbose)
+    # Checkpoints every 10 outer iterations: a session that ends mid-set loses
+    # minutes, not the set (the resumed run gives the same set, see issue 4).
     return GradientMatchingCondenser(ipc=cell.ipc, iterations=cell.iterations, random_state=seed,
-                                     verbose=verbose, **CONDENSERS[cell.method])
+                                     verbose=verbose, checkpoint=checkpoint, **CONDENSERS[cell.method])
 
 
 def machine_info() -> dict:
@@ -154,7 +156,7 @@ def run_cell(cell: Cell, data, out: Path, verbose: int, eval_jobs: int) -> dict:
     for s in range(len(record["sets"]), cell.sets):
         seed = 1000 * s
         t0 = time.perf_counter()
-        reducer = make_reducer(cell, seed, verbose)
+        reducer = make_reducer(cell, seed, verbose, out / "checkpoints")
         X_set, y_set = reducer.fit_resample(X, y)
         fit_seconds = time.perf_counter() - t0
         # Selected and condensed sets alike carry the real data's statistics.
