@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import TransformerTags
 from sklearn.utils.validation import check_is_fitted
 
-from .validation import PreparedData, check_ipc, prepare_training_data, to_output_labels, wrap_output
+from .validation import (
+    PreparedData,
+    check_ipc,
+    ipc_per_class,
+    prepare_training_data,
+    to_output_labels,
+    wrap_output,
+)
 
 __all__ = ["BaseReducer"]
 
@@ -22,6 +30,8 @@ def _plain(label):
 class BaseReducer(BaseEstimator):
     """Base class of estimators that replace a training set by ``ipc`` samples per class.
 
+    ``ipc`` is an integer, or a dict ``{class: count}`` naming every class.
+
     Subclasses implement :meth:`_fit` and set ``X_syn_`` (numpy, in the caller's
     layout and scale) and ``_syn_codes`` (encoded labels of ``X_syn_``).
     """
@@ -30,25 +40,30 @@ class BaseReducer(BaseEstimator):
     _small_class_is_error = True
 
     def _validate_data(self, X, y) -> PreparedData:
-        ipc = check_ipc(self.ipc)
+        check_ipc(self.ipc)
         data = prepare_training_data(X, y, getattr(self, "input_shape", None),
                                      in_memory=getattr(self, "in_memory", True))
-        if ipc > len(data.labels):
+        wanted = ipc_per_class(self.ipc, data.classes)
+        per_class = isinstance(self.ipc, Mapping)
+        if not per_class and wanted[0] > len(data.labels):
             raise ValueError(
-                f"ipc={ipc} asks for more samples per class than the {len(data.labels)} training "
+                f"ipc={self.ipc} asks for more samples per class than the {len(data.labels)} training "
                 "samples there are in all"
             )
         counts = data.class_counts
-        small = [(data.classes[c], int(n)) for c, n in enumerate(counts) if n < ipc]
+        small = [(data.classes[c], int(n), int(k)) for c, (n, k) in enumerate(zip(counts, wanted)) if n < k]
         if small:
-            listing = ", ".join(f"{_plain(label)!r} has {n}" for label, n in small[:10])
+            listing = ", ".join(f"{_plain(label)!r} has {n}" + (f" (ipc {k})" if per_class else "")
+                                for label, n, k in small[:10])
+            asked = "its ipc" if per_class else f"ipc={self.ipc}"
             if self._small_class_is_error:
                 raise ValueError(
-                    f"{type(self).__name__} cannot pick ipc={ipc} distinct samples from every "
+                    f"{type(self).__name__} cannot pick {asked} distinct samples from every "
                     f"class: {listing}. Lower ipc or add samples."
                 )
+            fewer = "fewer real samples than their ipc" if per_class else f"fewer than {asked} real samples"
             warnings.warn(
-                f"some classes have fewer than ipc={ipc} real samples ({listing}); their real "
+                f"some classes have {fewer} ({listing}); their real "
                 "batches are the whole class",
                 UserWarning,
                 stacklevel=4,  # the caller of fit / fit_resample

@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._runtime import isolated_rng, make_generator, resolve_device, seed_from
+from .augment import make_augment
 from .data import Normalization
 from .networks import build_model, check_network_fits
 from .training import TrainRecipe, predict_logits, train_network
@@ -36,6 +37,10 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
     momentum : float, default=0.9
     weight_decay : float, default=5e-4
     batch_size : int, default=256
+    augment : None, "dsa", str or gradmatch.augment.DSA, default=None
+        Differentiable augmentation of every training batch, with fresh
+        random parameters per image (DSA evaluates its sets this way, for
+        1000 epochs). Accepts what the condenser's ``augment`` accepts.
     normalization : "auto", None, dict or (mean, std), default="auto"
         ``"auto"`` uses the statistics of the data given to ``fit``. To train on
         a synthetic or selected set, pass the real data's statistics, e.g. a
@@ -68,7 +73,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, model="auto", *, epochs=300, lr=0.01, momentum=0.9, weight_decay=5e-4,
-                 batch_size=256, normalization="auto", input_shape=None, device="auto",
+                 batch_size=256, augment=None, normalization="auto", input_shape=None, device="auto",
                  random_state=None, verbose=0):
         self.model = model
         self.epochs = epochs
@@ -76,6 +81,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.batch_size = batch_size
+        self.augment = augment
         self.normalization = normalization
         self.input_shape = input_shape
         self.device = device
@@ -89,6 +95,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
             momentum=check_positive_float(self.momentum, "momentum", allow_zero=True),
             weight_decay=check_positive_float(self.weight_decay, "weight_decay", allow_zero=True),
             batch_size=check_positive_int(self.batch_size, "batch_size"),
+            augment=make_augment(self.augment),
         )
 
     def fit(self, X, y=None):
@@ -98,6 +105,9 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         recipe = self._recipe()
         device = resolve_device(self.device)
         data = prepare_training_data(X, y, self.input_shape)
+        if recipe.augment is not None and data.layout.image_shape is None:
+            raise ValueError("augment needs images, but X is flat features: pass input_shape=(C, H, W) "
+                             "or image-shaped X, or set augment=None")
         norm = self.normalization
         if isinstance(norm, dict):
             norm = (norm["mean"], norm["std"])

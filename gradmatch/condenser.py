@@ -10,6 +10,7 @@ import torch
 
 from ._base import BaseReducer
 from ._runtime import isolated_rng, make_generator, resolve_device, seed_from
+from .augment import make_augment
 from .checkpoint import checkpoint_path, fingerprint, load_checkpoint, save_checkpoint
 from .data import ClassPools, DatasetPools, Normalization, channel_range, channel_stats
 from .distances import make_distance
@@ -22,6 +23,7 @@ from .validation import (
     check_ipc,
     check_positive_float,
     check_positive_int,
+    ipc_per_class,
     to_output_images,
     to_output_labels,
 )
@@ -100,8 +102,10 @@ class GradientMatchingCondenser(BaseReducer):
 
     Parameters
     ----------
-    ipc : int, default=1
-        Synthetic images per class.
+    ipc : int or dict, default=1
+        Synthetic images per class, or ``{class: count}`` naming every class
+        of ``y`` (unequal budgets). With a dict, the default ``matching_steps``
+        and ``network_steps`` are DC's values for the largest count.
     match : {"multilevel", "intra", "inter", "interleaved"}, default="multilevel"
         Which gradients are matched: per class (``"intra"``, paper eq. 4), the
         class-weighted mean over classes (``"inter"``), both (``"multilevel"``,
@@ -137,6 +141,18 @@ class GradientMatchingCondenser(BaseReducer):
         Minibatch size of the network steps (one step = one epoch over the set).
     init : {"noise", "real"}, default="noise"
         Start from Gaussian noise (the paper) or from random real images.
+    augment : None, "dsa", str or gradmatch.augment.DSA, default=None
+        Differentiable siamese augmentation (Zhao and Bilen, ICML 2021), which
+        the paper's setting does not use (None). ``"dsa"`` applies DSA's
+        strategy ``"color_crop_cutout_flip_scale_rotate"``: in each matching
+        step, one random transformation with the same parameters to a class's
+        real and synthetic batch, and random transformations of the synthetic
+        set in the network steps. A strategy string picks the operations,
+        e.g. ``"color_crop_cutout_scale_rotate"`` for digits and characters,
+        whose mirror images are another class or none; a
+        :class:`~gradmatch.augment.DSA` sets their strengths. Needs images
+        (not flat features without ``input_shape``). Evaluate such sets with
+        the same augmentation (``evaluate_set(..., augment=...)``).
     model : str or callable, default="auto"
         Network: DC's ConvNet for images and DC's MLP for flat features
         (``"auto"``); a name from :data:`gradmatch.networks.MODELS`
@@ -193,6 +209,9 @@ class GradientMatchingCondenser(BaseReducer):
         ``(C, H, W)`` the networks saw, None for flat features.
     normalization_ : dict
         ``{"mean": [...], "std": [...]}`` per channel (or feature), input scale.
+    class_weights_ : ndarray of float
+        Weights w_c of the inter-class term: each class's share of the real
+        training set (its prior), in ``classes_`` order.
     history_ : dict of lists
         Per iteration: ``loss`` (mean matching loss over its matching steps),
         ``seconds`` and ``network_steps``.
@@ -233,6 +252,7 @@ class GradientMatchingCondenser(BaseReducer):
         batch_real=256,
         batch_train=256,
         init="noise",
+        augment=None,
         model="auto",
         input_shape=None,
         normalization="auto",
@@ -259,6 +279,7 @@ class GradientMatchingCondenser(BaseReducer):
         self.batch_real = batch_real
         self.batch_train = batch_train
         self.init = init
+        self.augment = augment
         self.model = model
         self.input_shape = input_shape
         self.normalization = normalization
@@ -272,10 +293,12 @@ class GradientMatchingCondenser(BaseReducer):
         self.in_memory = in_memory
 
     # ------------------------------------------------------------------ checks
-    def _check_params(self, n_classes: int) -> dict:
-        ipc = check_ipc(self.ipc)
+    def _check_params(self, classes: np.ndarray, images: bool) -> dict:
+        n_classes = len(classes)
+        ipc = ipc_per_class(self.ipc, classes)
         check_match(self.match)
-        default_t, default_zeta = default_loops(ipc)
+        # Unequal budgets: the loop lengths of the largest class budget.
+        default_t, default_zeta = default_loops(int(ipc.max()))
         steps = default_t if self.matching_steps is None else check_positive_int(
             self.matching_steps, "matching_steps")
         zeta = default_zeta if self.network_steps is None else check_positive_int(
@@ -287,6 +310,12 @@ class GradientMatchingCondenser(BaseReducer):
         if self.callback is not None and not callable(self.callback):
             raise TypeError(f"callback must be callable or None, got {type(self.callback).__name__}")
         lam = float(n_classes) if self.lam is None else check_positive_float(self.lam, "lam", allow_zero=True)
+        augment = make_augment(self.augment)
+        if augment is not None and not images:
+            raise ValueError(
+                "augment needs images, but X is flat features: pass input_shape=(C, H, W) "
+                "or image-shaped X, or set augment=None"
+            )
         return dict(
             ipc=ipc,
             settings=LoopSettings(
@@ -301,6 +330,7 @@ class GradientMatchingCondenser(BaseReducer):
                 lr_net=check_positive_float(self.lr_net, "lr_net"),
                 batch_real=check_positive_int(self.batch_real, "batch_real"),
                 batch_train=check_positive_int(self.batch_train, "batch_train"),
+                augment=augment,
             ),
         )
 
@@ -308,6 +338,7 @@ class GradientMatchingCondenser(BaseReducer):
         # Check the parameters that need no data before touching the data.
         check_ipc(self.ipc)
         check_match(self.match)
+        make_augment(self.augment)
         make_distance(self.distance)
         make_schedule(self.schedule, 1)
         check_model(self.model) if self.model != "auto" else None
@@ -341,16 +372,19 @@ class GradientMatchingCondenser(BaseReducer):
     # ------------------------------------------------------------------ fit
     def _fit(self, data: PreparedData) -> None:
         n_classes = data.n_classes
-        params = self._check_params(n_classes)
+        params = self._check_params(data.classes, images=data.layout.image_shape is not None)
         ipc, settings = params["ipc"], params["settings"]
+        # The inter-class term weights classes by their prior in the real
+        # training set, on both sides (DESIGN.md section 2).
         counts = data.class_counts
-        settings.class_weights = (counts / counts.sum()).tolist()
+        self.class_weights_ = counts / counts.sum()
+        settings.class_weights = self.class_weights_.tolist()
         model = resolve_model(self.model, data.layout.image_shape)
         device = resolve_device(self.device)
         norm = resolve_normalization(self.normalization, data)
         shape = data.layout.internal_shape
         seed = seed_from(self.random_state)
-        syn_counts = [ipc] * n_classes
+        syn_counts = ipc.tolist()
 
         with isolated_rng(seed, device):
             generator = make_generator(seed, device)

@@ -64,6 +64,8 @@ class LoopSettings:
     batch_real: int = 256
     batch_train: int = 256
     overfit_batch: int = 256
+    #: Differentiable augmentation (gradmatch.augment.DSA) or None.
+    augment: object = None
 
 
 def class_gradients(net: nn.Module, params: Sequence[torch.Tensor], x: torch.Tensor,
@@ -157,10 +159,14 @@ class CondensationLoop:
         g_real, g_syn = [], []
         for c in range(self.pools.n_classes):
             xr, yr = self.pools.sample(c, s.batch_real, self.generator)
-            g_real.append(class_gradients(net, params, xr, yr, create_graph=False))
             sl = self.syn_slices[c]
-            g_syn.append(class_gradients(net, params, self.syn[sl], self.syn_labels[sl],
-                                         create_graph=True))
+            xs = self.syn[sl]
+            if s.augment is not None:
+                # Siamese: one draw of parameters, applied to both sides of the class.
+                draw = s.augment.sample(1, self.generator, image_shape=tuple(xs.shape[1:]))
+                xr, xs = s.augment.apply(xr, draw), s.augment.apply(xs, draw)
+            g_real.append(class_gradients(net, params, xr, yr, create_graph=False))
+            g_syn.append(class_gradients(net, params, xs, self.syn_labels[sl], create_graph=True))
         loss = matching_loss(g_syn, g_real, distance=s.distance, match=s.match, lam=s.lam,
                              weights=s.class_weights, iteration=self.iteration)
         value = float(loss.detach())
@@ -177,7 +183,10 @@ class CondensationLoop:
         perm = torch.randperm(n, generator=self.generator, device=self.generator.device).to(x.device)
         for start in range(0, n, self.settings.batch_train):
             rows = perm[start : start + self.settings.batch_train]
-            loss = _CE(net(x[rows]), y[rows])
+            xb = x[rows]
+            if self.settings.augment is not None:
+                xb = self.settings.augment(xb, self.generator)
+            loss = _CE(net(xb), y[rows])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

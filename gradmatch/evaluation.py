@@ -19,6 +19,7 @@ from sklearn.base import clone
 
 from ._runtime import resolve_device
 from .classifier import NetworkClassifier
+from .augment import make_augment
 from .data import Normalization
 from .training import TrainRecipe
 from .validation import check_positive_int, prepare_images
@@ -57,8 +58,8 @@ def _train_and_score(params: dict, X_set, y_set, X_test, y_test, threads: int | 
 
 def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normalization,
                  model="auto", input_shape=None, n_models: int = 5, epochs: int = 300,
-                 recipe: TrainRecipe | None = None, random_state: int = 0, device="auto",
-                 n_jobs: int | None = 1) -> EvaluationResult:
+                 recipe: TrainRecipe | None = None, augment=None, random_state: int = 0,
+                 device="auto", n_jobs: int | None = 1) -> EvaluationResult:
     """Train ``n_models`` fresh networks on ``(X_set, y_set)`` and score them on the test set.
 
     Parameters
@@ -80,6 +81,9 @@ def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normaliz
         lr x0.1 at half); ignored when ``recipe`` is given.
     recipe : TrainRecipe, optional
         A full training recipe instead of DC's with ``epochs``.
+    augment : None, "dsa", str or gradmatch.augment.DSA, default=None
+        Augment every training batch (DSA's protocol: ``augment="dsa"`` with
+        ``epochs=1000``); a ``recipe``'s own ``augment`` is used when this is None.
     random_state : int, default=0
         Seeds of the networks are ``random_state + i``.
     device : str, default="auto"
@@ -106,9 +110,10 @@ def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normaliz
     if len(missing):
         raise ValueError(f"test labels {missing.tolist()!r} do not occur in the training set")
     recipe = recipe or TrainRecipe(epochs=int(epochs))
+    augment = make_augment(augment) if augment is not None else recipe.augment
     device = resolve_device(device)
     base = dict(model=model, epochs=recipe.epochs, lr=recipe.lr, momentum=recipe.momentum,
-                weight_decay=recipe.weight_decay, batch_size=recipe.batch_size,
+                weight_decay=recipe.weight_decay, batch_size=recipe.batch_size, augment=augment,
                 normalization=normalization, input_shape=input_shape)
     seeds = [int(random_state) + i for i in range(check_positive_int(n_models, "n_models"))]
     if device.type == "cpu" and n_jobs not in (None, 1):
@@ -141,8 +146,8 @@ class ProtocolResult(EvaluationResult):
 
 
 def evaluate_reducer(reducer, X, y, X_test, y_test, *, n_repeats: int = 2, n_models: int = 5,
-                     epochs: int = 300, model="auto", random_state: int = 0, device="auto",
-                     n_jobs: int | None = 1, callback=None) -> ProtocolResult:
+                     epochs: int = 300, model="auto", augment=None, random_state: int = 0,
+                     device="auto", n_jobs: int | None = 1, callback=None) -> ProtocolResult:
     """The evaluation protocol: ``n_repeats`` sets from ``reducer``, ``n_models`` networks on each.
 
     Each repeat fits a clone of ``reducer`` with ``random_state + 1000 * r`` (when
@@ -167,6 +172,8 @@ def evaluate_reducer(reducer, X, y, X_test, y_test, *, n_repeats: int = 2, n_mod
     model : str or callable, default="auto"
         The evaluation network, which may differ from the one used to
         condense (cross-architecture evaluation).
+    augment : None, "dsa", str or gradmatch.augment.DSA, default=None
+        Augmentation of the evaluation networks' batches (see :func:`evaluate_set`).
     random_state : int, default=0
         Base seed: repeat ``r`` uses ``random_state + 1000 * r``.
     device : str, default="auto"
@@ -200,7 +207,8 @@ def evaluate_reducer(reducer, X, y, X_test, y_test, *, n_repeats: int = 2, n_mod
         seconds = time.perf_counter() - start
         res = evaluate_set(X_set, y_set, X_test, y_test, normalization=est.normalization_,
                            model=model, input_shape=getattr(est, "input_shape", None),
-                           n_models=n_models, epochs=epochs, random_state=seed, device=device,
+                           n_models=n_models, epochs=epochs, augment=augment, random_state=seed,
+                           device=device,
                            n_jobs=n_jobs)
         result.per_set.append(res.accuracies)
         result.accuracies.extend(res.accuracies)

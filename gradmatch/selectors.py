@@ -13,7 +13,7 @@ from .condenser import resolve_model, resolve_normalization
 from .herding import herding_order
 from .networks import build_model, check_model, check_network_fits
 from .training import TrainRecipe, embed, predict_logits, train_network
-from .validation import PreparedData, check_ipc, check_positive_int
+from .validation import PreparedData, check_positive_int, ipc_per_class
 
 __all__ = ["RandomCoreset", "Herding", "HERDING_FEATURES", "AUTO_FEATURE_STEPS", "feature_epochs"]
 
@@ -79,8 +79,9 @@ class RandomCoreset(_Selector):
 
     Parameters
     ----------
-    ipc : int, default=1
-        Samples per class; every class must have at least that many.
+    ipc : int or dict, default=1
+        Samples per class, or ``{class: count}`` for every class; every class
+        must have at least that many.
     input_shape : tuple (C, H, W), default=None
         Treat flat X as images (only recorded; selection does not depend on it).
     random_state : int, RandomState or None, default=None
@@ -113,9 +114,9 @@ class RandomCoreset(_Selector):
         self.random_state = random_state
 
     def _select(self, data: PreparedData) -> np.ndarray:
-        ipc = check_ipc(self.ipc)
+        ipc = ipc_per_class(self.ipc, data.classes)
         rng = np.random.default_rng(seed_from(self.random_state))
-        return self._per_class(data, lambda rows, c: rng.choice(len(rows), size=ipc, replace=False))
+        return self._per_class(data, lambda rows, c: rng.choice(len(rows), size=ipc[c], replace=False))
 
 
 class Herding(_Selector):
@@ -130,8 +131,9 @@ class Herding(_Selector):
 
     Parameters
     ----------
-    ipc : int, default=1
-        Samples per class; every class must have at least that many.
+    ipc : int or dict, default=1
+        Samples per class, or ``{class: count}`` for every class; every class
+        must have at least that many.
     features : {"network", "pixels"} or callable, default="network"
         Where to herd. A callable gets normalised float32 images
         ``(n, C, H, W)`` (or ``(n, d)``) and returns ``(n, k)`` features.
@@ -240,10 +242,10 @@ class Herding(_Selector):
             return embed(net, images, mean, std)
 
     def _select(self, data: PreparedData) -> np.ndarray:
-        ipc = check_ipc(self.ipc)
+        ipc = ipc_per_class(self.ipc, data.classes)
         feats = self._feature_matrix(data).detach().cpu()
         if not bool(torch.isfinite(feats).all()):
             raise ValueError("the herding features contain NaN or infinity")
         return self._per_class(
-            data, lambda rows, c: herding_order(feats[torch.from_numpy(rows)], ipc).numpy()
+            data, lambda rows, c: herding_order(feats[torch.from_numpy(rows)], int(ipc[c])).numpy()
         )

@@ -2,7 +2,7 @@
 
 Used by Herding (its feature network) and by the evaluation protocol: SGD with
 momentum 0.9 and weight decay 5e-4, batch 256, learning rate x0.1 at half the
-epochs. Batches are drawn by index from in-memory tensors and normalised on the
+epochs; optionally DSA's augmentation of every batch (1000 epochs in DSA). Batches are drawn by index from in-memory tensors and normalised on the
 fly, so no normalised copy of the data is ever made.
 """
 
@@ -26,6 +26,8 @@ class TrainRecipe:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 256
+    #: Differentiable augmentation applied to every batch (DSA's evaluation), or None.
+    augment: object = None
 
 
 def _normalise(x: torch.Tensor, mean: torch.Tensor | None, std: torch.Tensor | None) -> torch.Tensor:
@@ -58,7 +60,11 @@ def train_network(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, re
         perm = torch.randperm(n, generator=generator, device=generator.device).to(images.device)
         for start in range(0, n, recipe.batch_size):
             rows = perm[start : start + recipe.batch_size]
-            out = net(_normalise(images[rows], mean, std))
+            batch = _normalise(images[rows], mean, std)
+            if recipe.augment is not None:
+                # Fresh parameters per image, from the training generator.
+                batch = recipe.augment(batch, generator)
+            out = net(batch)
             loss = loss_fn(out, labels[rows])
             opt.zero_grad(set_to_none=True)
             loss.backward()

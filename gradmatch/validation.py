@@ -7,7 +7,7 @@ was expected, before any tensor reaches a network.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +19,7 @@ __all__ = [
     "InputLayout",
     "PreparedData",
     "check_ipc",
+    "ipc_per_class",
     "check_positive_int",
     "check_positive_float",
     "check_input_shape",
@@ -85,9 +86,57 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_ipc(ipc) -> int:
-    """``ipc`` (images per class) must be an integer >= 1."""
+def check_ipc(ipc) -> int | dict:
+    """``ipc`` (images per class): an integer >= 1, or a non-empty ``{class: integer >= 1}``.
+
+    Checks what can be checked without the data; :func:`ipc_per_class` matches
+    a dict against the classes of ``y``.
+    """
+    if isinstance(ipc, Mapping):
+        if len(ipc) == 0:
+            raise ValueError("ipc is an empty dict: give {class: count} for every class of y, or an integer")
+        return {label: check_positive_int(count, f"ipc[{_plain_label(label)!r}]", 1)
+                for label, count in ipc.items()}
+    if not isinstance(ipc, numbers.Integral) or isinstance(ipc, bool):
+        raise TypeError(f"ipc must be an integer >= 1, got {ipc!r} ({type(ipc).__name__}); "
+                        "or a dict {class: count} naming every class")
     return check_positive_int(ipc, "ipc", 1)
+
+
+def _plain_label(label):
+    return label.item() if isinstance(label, np.generic) else label
+
+
+def ipc_per_class(ipc, classes: np.ndarray) -> np.ndarray:
+    """Images per class as an int64 array in ``classes`` order.
+
+    A dict must name every class of ``y`` and no other label.
+
+    Examples
+    --------
+    >>> ipc_per_class(2, np.array([0, 1, 2]))
+    array([2, 2, 2])
+    >>> ipc_per_class({"cat": 1, "dog": 3}, np.array(["cat", "dog"]))
+    array([1, 3])
+    """
+    ipc = check_ipc(ipc)
+    if not isinstance(ipc, dict):
+        return np.full(len(classes), ipc, dtype=np.int64)
+    known = {_plain_label(c) for c in classes}
+    given = {_plain_label(k): v for k, v in ipc.items()}
+    missing = [_plain_label(c) for c in classes if _plain_label(c) not in given]
+    unknown = [k for k in given if k not in known]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"no count for class(es) {missing[:10]!r}")
+        if unknown:
+            parts.append(f"{unknown[:10]!r} are not classes of y")
+        raise ValueError(
+            f"ipc as a dict must give a count for every class of y and only those: {'; '.join(parts)}. "
+            f"The classes are {[_plain_label(c) for c in classes][:20]!r}."
+        )
+    return np.array([given[_plain_label(c)] for c in classes], dtype=np.int64)
 
 
 def check_positive_float(value, name: str, allow_zero: bool = False) -> float:
