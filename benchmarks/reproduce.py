@@ -46,6 +46,7 @@ from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset, __versi
 from gradmatch.condenser import VARIANTS  # noqa: E402
 from gradmatch.datasets import FASHION_MNIST_DIR, load_digits_images, load_fashion_mnist  # noqa: E402
 from gradmatch.evaluation import evaluate_set  # noqa: E402
+from gradmatch.io import load_set, save_set  # noqa: E402
 
 # ----------------------------------------------------------------- methods
 #: Condenser settings of each named method (the paper's Tables 1-3).
@@ -53,6 +54,8 @@ CONDENSERS = {
     **VARIANTS,
     "inter": dict(VARIANTS["dc"], match="inter"),
     "interleaved": dict(VARIANTS["dc"], match="interleaved"),
+    # Beyond the paper (issue 7): DSA in the matching steps and the network steps.
+    **{f"{name}+dsa": dict(VARIANTS[name], augment="dsa") for name in ("dc", "md", "mda")},
     # Table 2: multi-level matching with each distance (fixed schedule).
     **{f"m-{label}": dict(VARIANTS["m"], distance=spec) for label, spec in
        [("l2", "l2"), ("sse", "sse"), ("100mse", "100*mse"), ("cos+sse", "cos+sse"),
@@ -72,6 +75,14 @@ TABLE3 = [("Random", "random", {1: 51.4, 10: 73.8, 50: 82.5}), ("Herding", "herd
           ("Ours-MD", "md", {1: 71.4, 10: 85.4, 50: 87.4}), ("Ours-MDO", "mdo", {10: 84.6, 50: 87.9}),
           ("Ours-MDA", "mda", {10: 84.2, 50: 87.9})]
 PAPER_WHOLE_SET = 93.5
+#: DSA (Zhao and Bilen, ICML 2021), Fashion-MNIST ConvNet, ipc 1 / 10 / 50: DC+DSA in our terms.
+DSA_PAPER = {1: 70.6, 10: 84.6, 50: 88.7}
+#: Rows of the DSA table: (label, cell method, published figure by ipc or None).
+TABLE_DSA = [("DC (no augmentation)", "dc", {}), ("Ours-MD (no augmentation)", "md", {}),
+             ("Ours-MD, evaluated with DSA", "md@dsa-eval", {}), ("DC+DSA", "dc+dsa", DSA_PAPER),
+             ("Ours-MD+DSA", "md+dsa", {}), ("Ours-MDA+DSA", "mda+dsa", {})]
+#: DSA's evaluation: augmented batches for 1000 epochs.
+DSA_EVAL_EPOCHS = 1000
 
 
 @dataclass
@@ -85,10 +96,28 @@ class Cell:
     models: int
     epochs: int
     indicative: bool = False
+    #: Augmentation of the evaluation networks' batches ("dsa" for DSA's protocol).
+    eval_augment: str | None = None
+    #: Evaluate the saved sets of this cell's method instead of making new ones.
+    reuse_sets: bool = False
 
     @property
     def key(self) -> str:
         return f"ipc{self.ipc}-{self.method}"
+
+    @property
+    def maker(self) -> str:
+        """The method that makes the sets: ``md@dsa-eval`` re-evaluates ``md``'s."""
+        return self.method.split("@")[0]
+
+    def budget(self) -> dict:
+        """The settings a saved record must match; fields at their defaults are left
+        out, so records written before a field existed stay valid."""
+        d = asdict(self)
+        for name, default in (("eval_augment", None), ("reuse_sets", False)):
+            if d[name] == default:
+                del d[name]
+        return d
 
 
 @dataclass
@@ -107,17 +136,28 @@ def make_budget(name: str) -> Budget:
     t2_only = [m for _, m, _ in TABLE2 if m not in t13]
     if name == "smoke":
         cells = [Cell(m, 1, 2, 1, 1, 5) for m in ("random", "herding", "dc", "md")]
+        cells += [Cell("md+dsa", 1, 2, 1, 1, 5, eval_augment="dsa"),
+                  Cell("md@dsa-eval", 1, 2, 1, 1, 5, eval_augment="dsa", reuse_sets=True)]
         return Budget("smoke", "digits", cells, whole_epochs=1, eval_jobs=1)
     if name == "cpu":
         cells = [Cell(m, 1, 100, 2, 5, 300) for m in t13]
         cells += [Cell(m, 1, 100, 1, 5, 300) for m in t2_only]
         cells += [Cell(m, 10, 10, 1, 3, 300, indicative=True) for m in ("dc", "md", "mda")]
+        # DSA (issue 7): sets made with DSA are evaluated the DSA way; MD's own
+        # sets are re-evaluated that way too, to separate the two effects.
+        cells += [Cell(m, 1, 100, 2, 5, DSA_EVAL_EPOCHS, eval_augment="dsa") for m in ("dc+dsa", "md+dsa")]
+        cells += [Cell("md@dsa-eval", 1, 100, 2, 5, DSA_EVAL_EPOCHS, eval_augment="dsa", reuse_sets=True)]
+        cells += [Cell("mda+dsa", 10, 10, 1, 3, DSA_EVAL_EPOCHS, indicative=True, eval_augment="dsa")]
         return Budget("cpu", "fashion-mnist", cells, whole_epochs=2)
     if name == "paper":
         cells = []
         for ipc in (1, 10, 50):
             methods = t13 + (["mdo", "mda"] if ipc > 1 else []) + (t2_only if ipc == 1 else [])
             cells += [Cell(m, ipc, 1000, 2, 50, 300) for m in methods]
+            dsa = ["dc+dsa", "md+dsa"] + (["mda+dsa"] if ipc > 1 else [])
+            cells += [Cell(m, ipc, 1000, 2, 50, DSA_EVAL_EPOCHS, eval_augment="dsa") for m in dsa]
+            cells += [Cell("md@dsa-eval", ipc, 1000, 2, 50, DSA_EVAL_EPOCHS, eval_augment="dsa",
+                           reuse_sets=True)]
         return Budget("paper", "fashion-mnist", cells, whole_epochs=20)
     raise SystemExit(f"unknown budget {name!r}: use smoke, cpu or paper")
 
@@ -130,14 +170,15 @@ def load_data(dataset: str, data_dir: str | None):
 
 
 def make_reducer(cell: Cell, seed: int, verbose: int, checkpoint: Path | None = None):
-    if cell.method == "random":
+    method = cell.maker
+    if method == "random":
         return RandomCoreset(ipc=cell.ipc, random_state=seed)
-    if cell.method == "herding":
+    if method == "herding":
         return Herding(ipc=cell.ipc, random_state=seed, verbose=verbose)
     # Checkpoints every 10 outer iterations: a session that ends mid-set loses
     # minutes, not the set (the resumed run gives the same set, see issue 4).
     return GradientMatchingCondenser(ipc=cell.ipc, iterations=cell.iterations, random_state=seed,
-                                     verbose=verbose, checkpoint=checkpoint, **CONDENSERS[cell.method])
+                                     verbose=verbose, checkpoint=checkpoint, **CONDENSERS[method])
 
 
 def machine_info() -> dict:
@@ -150,19 +191,29 @@ def machine_info() -> dict:
 def run_cell(cell: Cell, data, out: Path, verbose: int, eval_jobs: int) -> dict:
     path = out / "cells" / f"{cell.key}.json"
     record = json.loads(path.read_text()) if path.exists() else None
-    if record is None or record.get("budget") != asdict(cell):
-        record = {"key": cell.key, "budget": asdict(cell), "sets": []}
+    if record is None or record.get("budget") != cell.budget():
+        record = {"key": cell.key, "budget": cell.budget(), "sets": []}
     (X, y), (X_test, y_test) = data
     for s in range(len(record["sets"]), cell.sets):
         seed = 1000 * s
         t0 = time.perf_counter()
-        reducer = make_reducer(cell, seed, verbose, out / "checkpoints")
-        X_set, y_set = reducer.fit_resample(X, y)
+        source = out / "sets" / f"ipc{cell.ipc}-{cell.maker}-set{s}.npz"
+        if cell.reuse_sets:
+            if not source.exists():
+                print(f"  {cell.key} set {s + 1}: waits for {source.name}", flush=True)
+                break
+            saved = load_set(source)
+            X_set, y_set, normalization = saved.X, saved.y, saved.normalization
+        else:
+            source.parent.mkdir(parents=True, exist_ok=True)
+            reducer = make_reducer(cell, seed, verbose, out / "checkpoints")
+            X_set, y_set = reducer.fit_resample(X, y)
+            normalization = reducer.normalization_  # the real data's, for every kind of set
+            save_set(source, reducer)
         fit_seconds = time.perf_counter() - t0
-        # Selected and condensed sets alike carry the real data's statistics.
         t1 = time.perf_counter()
-        result = evaluate_set(X_set, y_set, X_test, y_test, normalization=reducer.normalization_,
-                              n_models=cell.models,
+        result = evaluate_set(X_set, y_set, X_test, y_test, normalization=normalization,
+                              n_models=cell.models, augment=cell.eval_augment,
                               epochs=cell.epochs, random_state=seed, n_jobs=eval_jobs)
         record["sets"].append({"seed": seed, "accuracies": result.accuracies,
                                "fit_seconds": fit_seconds, "eval_seconds": time.perf_counter() - t1,
@@ -264,9 +315,24 @@ def report(budget: Budget, out: Path) -> str:
         f"{json.loads(p.read_text())['epochs']} epochs" for p in whole) or "ours not run"
     lines += [f"| Whole training set | {whole_txt} | paper {PAPER_WHOLE_SET} |", ""]
     # The ordering the paper reports at ipc 1, pair by pair, against the pooled noise.
-    pairs = [("md", "dc"), ("dc", "herding"), ("herding", "random")]
-    lines += ["## Ordering at ipc 1 (paper: Ours-MD > DC > Herding > Random)", "",
-              "| pair | difference (points) | 2 x standard error | beyond noise? |", "|---|---|---|---|"]
+    lines += ["## Ordering at ipc 1 (paper: Ours-MD > DC > Herding > Random)", ""]
+    lines += _pair_table(st, [("md", "dc"), ("dc", "herding"), ("herding", "random")])
+    if any(c.eval_augment for c in budget.cells):
+        lines += ["## Beyond the paper: with DSA (Zhao and Bilen, ICML 2021)", "",
+                  "Sets made with DSA are evaluated as DSA does (augmented batches, "
+                  f"{DSA_EVAL_EPOCHS} epochs); the published DSA figure is DC+DSA's. "
+                  "'Ours-MD, evaluated with DSA' trains on MD's own sets (made without DSA) "
+                  "with that protocol, which separates what DSA adds to the condensation from "
+                  "what it adds to the evaluation.", "", head, sep]
+        lines += [row(*r) for r in TABLE_DSA] + [""]
+        lines += _pair_table(st, [("md+dsa", "md"), ("md+dsa", "md@dsa-eval"), ("md+dsa", "dc+dsa"),
+                                  ("dc+dsa", "dc")])
+    return "\n".join(lines)
+
+
+def _pair_table(st: dict, pairs) -> list[str]:
+    """Differences at ipc 1 against twice their pooled standard error."""
+    lines = ["| pair | difference (points) | 2 x standard error | beyond noise? |", "|---|---|---|---|"]
     for a, b in pairs:
         sa, sb = st.get(f"ipc1-{a}"), st.get(f"ipc1-{b}")
         if sa and sb:
@@ -279,7 +345,7 @@ def report(budget: Budget, out: Path) -> str:
     lines += ["", "The standard error treats every evaluation as independent; networks trained on "
               "the same set are not, so with 2 sets it understates the spread between sets. Read "
               "a 'yes' close to the threshold with care.", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv=None) -> int:

@@ -351,8 +351,14 @@ class GradientMatchingCondenser(BaseReducer):
     _NOT_FINGERPRINTED = ("iterations", "verbose", "callback", "checkpoint", "checkpoint_every",
                           "warm_start", "device", "in_memory")
 
+    #: Parameters added after checkpoints were first written, with their defaults:
+    #: left out of the fingerprint at that default, so older checkpoints stay valid.
+    _ADDED_LATER = {"augment": None}
+
     def _fingerprint_params(self) -> dict:
-        return {k: v for k, v in self.get_params(deep=False).items() if k not in self._NOT_FINGERPRINTED}
+        return {k: v for k, v in self.get_params(deep=False).items()
+                if k not in self._NOT_FINGERPRINTED
+                and not (k in self._ADDED_LATER and v is self._ADDED_LATER[k])}
 
     def _starting_state(self, data: PreparedData, ckpt, fp) -> dict | None:
         """Where a fit starts: the previous fit (warm_start), a checkpoint, or scratch."""

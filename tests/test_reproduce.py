@@ -26,15 +26,23 @@ def test_smoke_budget_runs_saves_cells_and_resumes(tmp_path):
     first = run("--budget", "smoke", "--out", str(out), cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     cells = sorted(p.stem for p in (out / "cells").glob("*.json"))
-    assert cells == ["ipc1-dc", "ipc1-herding", "ipc1-md", "ipc1-random", "whole-1ep"]
+    assert cells == ["ipc1-dc", "ipc1-herding", "ipc1-md", "ipc1-md+dsa", "ipc1-md@dsa-eval",
+                     "ipc1-random", "whole-1ep"]
+    # Every set made is saved, and the DSA re-evaluation cell reuses MD's.
+    sets = sorted(p.name for p in (out / "sets").glob("*.npz"))
+    assert sets == sorted(f"ipc1-{m}-set0.npz" for m in ("dc", "herding", "md", "md+dsa", "random"))
+    reused = json.loads((out / "cells" / "ipc1-md@dsa-eval.json").read_text())
+    assert reused["budget"]["reuse_sets"] and reused["budget"]["eval_augment"] == "dsa"
+    assert "reuse_sets" not in json.loads((out / "cells" / "ipc1-dc.json").read_text())["budget"]
     record = json.loads((out / "cells" / "ipc1-md.json").read_text())
     assert record["budget"]["iterations"] == 2 and len(record["sets"]) == 1
     accs = record["sets"][0]["accuracies"]
     assert len(accs) == 1 and 0.0 <= accs[0] <= 1.0
     tables = (out / "tables.md").read_text()
-    for heading in ("Table 1", "Table 2", "Table 3", "Ordering at ipc 1"):
+    for heading in ("Table 1", "Table 2", "Table 3", "Ordering at ipc 1", "with DSA"):
         assert heading in tables
     assert "| Ours-MD |" in tables and "71.4" in tables  # ours beside the paper's figure
+    assert "| DC+DSA |" in tables and "70.6" in tables and "| md+dsa vs md |" in tables
 
     # A rerun finds every cell finished: nothing is recomputed, the record is unchanged.
     second = run("--budget", "smoke", "--out", str(out), cwd=tmp_path)
