@@ -10,7 +10,10 @@ Builds training sets of ``--ipc`` images per class with
 * ``mda``:     MD + the adaptive schedule of network steps (paper eq. 12);
 * ``mdo``:     MD + the "train until overfitting" schedule;
 
-and scores each with the evaluation protocol: ``--repeats`` sets per method
+and, when asked with ``--methods``, DC, MD and MDA with differentiable siamese
+augmentation (``dc+dsa``, ``md+dsa``, ``mda+dsa``; Zhao and Bilen 2021),
+whose sets are evaluated the DSA way: augmented batches for ``--dsa-epochs``
+(1000) epochs. Digits and MNIST get DSA's strategy without flip. It scores them each with the evaluation protocol: ``--repeats`` sets per method
 (seeds ``seed + 1000 r``), ``--eval-models`` ConvNets trained from scratch on
 each set for ``--epochs`` epochs and tested on the real test set; accuracies
 are pooled over all networks of a method (mean +- std, n networks).
@@ -38,6 +41,7 @@ Usage::
 
     python examples/compare_coresets.py                            # digits, ipc 1, quick
     python examples/compare_coresets.py --ipc 10 --methods random dc md mda
+    python examples/compare_coresets.py --methods dc md dc+dsa md+dsa
     python examples/compare_coresets.py --dataset fashion-mnist --budget paper   # on a GPU
 """
 
@@ -57,22 +61,29 @@ import torch
 
 from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset, __version__
 from gradmatch.datasets import DATASET_NAMES, FASHION_MNIST_DIR, DatasetError, load_dataset
+from gradmatch.augment import DSA_STRATEGY
 from gradmatch.condenser import VARIANTS
 from gradmatch.evaluation import evaluate_set
 from gradmatch.schedules import default_loops
 
 # ----------------------------------------------------------------- methods
-#: Selectors, then condensers, in the order of the paper's Table 3.
+#: Selectors, then condensers, in the order of the paper's Table 3 (run by default).
 METHODS = ("random", "herding", "dc", "m", "md", "mda", "mdo")
+#: Beyond the paper, run only when named in --methods.
+DSA_METHODS = ("dc+dsa", "md+dsa", "mda+dsa")
 
-#: Condenser settings of each method: the paper's named variants.
-CONDENSERS = VARIANTS
+#: Condenser settings of each method: the paper's named variants, and with DSA.
+CONDENSERS = {**VARIANTS, **{f"{m}+dsa": dict(VARIANTS[m], augment="dsa") for m in ("dc", "md", "mda")}}
 
 LABELS = {"random": "Random", "herding": "Herding", "dc": "DC baseline", "m": "Ours-M",
-          "md": "Ours-MD", "mda": "Ours-MDA", "mdo": "Ours-MDO"}
+          "md": "Ours-MD", "mda": "Ours-MDA", "mdo": "Ours-MDO",
+          "dc+dsa": "DC+DSA", "md+dsa": "Ours-MD+DSA", "mda+dsa": "Ours-MDA+DSA"}
 
 #: Methods whose only difference from another is the schedule (no effect when T = 1).
-SCHEDULE_VARIANTS = ("mda", "mdo")
+SCHEDULE_VARIANTS = ("mda", "mdo", "mda+dsa")
+
+#: Datasets whose mirror images are another class or none: DSA without flip.
+NO_FLIP_DATASETS = ("digits", "mnist")
 
 #: The paper's Table 3 on Fashion-MNIST (accuracy %, by ipc), drawn as reference lines.
 PAPER_FASHION_MNIST = {
@@ -88,13 +99,22 @@ BUDGETS = {
 
 
 # ----------------------------------------------------------------- the protocol
-def make_reducer(method: str, ipc: int, seed: int, iterations: int, herding_epochs, device: str):
+def dsa_strategy(dataset: str) -> str:
+    """DSA's strategy for ``dataset``: every operation, less flip for digits and MNIST."""
+    return DSA_STRATEGY.replace("_flip", "") if dataset in NO_FLIP_DATASETS else DSA_STRATEGY
+
+
+def make_reducer(method: str, ipc: int, seed: int, iterations: int, herding_epochs, device: str,
+                 augment: str | None = None):
     if method == "random":
         return RandomCoreset(ipc=ipc, random_state=seed)
     if method == "herding":
         return Herding(ipc=ipc, feature_epochs=herding_epochs, random_state=seed, device=device)
+    settings = dict(CONDENSERS[method])
+    if "augment" in settings:
+        settings["augment"] = augment
     return GradientMatchingCondenser(ipc=ipc, iterations=iterations, random_state=seed, device=device,
-                                     **CONDENSERS[method])
+                                     **settings)
 
 
 def run_set(task: dict, data, threads: int | None) -> dict:
@@ -109,14 +129,15 @@ def run_set(task: dict, data, threads: int | None) -> dict:
         torch.set_num_threads(threads)
     (X, y), (X_test, y_test) = data
     reducer = make_reducer(task["method"], task["ipc"], task["seed"], task["iterations"],
-                           task["herding_epochs"], task["device"])
+                           task["herding_epochs"], task["device"], task["augment"])
     start = time.perf_counter()
     X_set, y_set = reducer.fit_resample(X, y)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
     result = evaluate_set(X_set, y_set, X_test, y_test, normalization=reducer.normalization_,
                           input_shape=getattr(reducer, "input_shape", None), n_models=task["eval_models"],
-                          epochs=task["epochs"], random_state=task["seed"], device=task["device"], n_jobs=1)
+                          epochs=task["epochs"], augment=task["augment"], random_state=task["seed"],
+                          device=task["device"], n_jobs=1)
     extra = {}
     if hasattr(reducer, "n_iter_"):
         extra["iterations_run"] = int(reducer.n_iter_)
@@ -197,8 +218,11 @@ def parse_args(argv):
     parser.add_argument("--repeats", type=positive, help="sets built per method, each with its own seed")
     parser.add_argument("--eval-models", type=positive, help="networks trained on each set")
     parser.add_argument("--epochs", type=positive, help="training epochs of each evaluation network")
+    parser.add_argument("--dsa-epochs", type=positive, default=1000,
+                        help="training epochs of the evaluation networks of the +dsa methods (default 1000)")
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
-                        help=f"subset of {' '.join(METHODS)} (default: all that apply)")
+                        help=f"subset of {' '.join(METHODS + DSA_METHODS)} (default: all that apply "
+                             "of the paper's, without the +dsa ones)")
     parser.add_argument("--herding-epochs", default="auto",
                         help="epochs of Herding's feature network (default auto: the library's rule)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
@@ -219,10 +243,10 @@ def parse_args(argv):
             setattr(args, key, value)
     requested = METHODS if args.methods is None else [
         m.strip().lower() for item in args.methods for m in item.split(",") if m.strip()]
-    unknown = [m for m in requested if m not in METHODS]
+    unknown = [m for m in requested if m not in METHODS + DSA_METHODS]
     if unknown:
         parser.error(f"unknown method{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
-                     f"choose from {', '.join(METHODS)}")
+                     f"choose from {', '.join(METHODS + DSA_METHODS)}")
     if args.herding_epochs != "auto":
         try:
             args.herding_epochs = positive(args.herding_epochs)
@@ -237,7 +261,7 @@ def parse_args(argv):
     # At T = 1 matching step per iteration no network step is taken: the schedule cannot matter.
     single_step = default_loops(args.ipc)[0] == 1
     args.skipped = [m for m in SCHEDULE_VARIANTS if m in requested] if single_step else []
-    args.methods = [m for m in METHODS if m in requested and m not in args.skipped]
+    args.methods = [m for m in METHODS + DSA_METHODS if m in requested and m not in args.skipped]
     if not args.methods:
         parser.error(f"nothing to run: {', '.join(args.skipped)} equal md at ipc {args.ipc}; add md")
     return parser, args
@@ -255,9 +279,11 @@ def main(argv=None) -> int:
         parser.error(f"--ipc {args.ipc} is more than the smallest class of {args.dataset} holds ({counts.min()})")
     on_gpu = args.device.startswith("cuda")
     jobs = 1 if on_gpu else (args.jobs or available_cpus())
+    dsa = dsa_strategy(args.dataset)
     tasks = [dict(method=m, repeat=r, seed=args.seed + 1000 * r, ipc=args.ipc, iterations=args.iterations,
-                  herding_epochs=args.herding_epochs, eval_models=args.eval_models, epochs=args.epochs,
-                  device=args.device)
+                  herding_epochs=args.herding_epochs, eval_models=args.eval_models,
+                  epochs=args.dsa_epochs if m in DSA_METHODS else args.epochs,
+                  augment=dsa if m in DSA_METHODS else None, device=args.device)
              for m in args.methods for r in range(args.repeats)]
     jobs = min(jobs, len(tasks))
     condensers = [m for m in args.methods if m in CONDENSERS]
@@ -276,6 +302,8 @@ def main(argv=None) -> int:
           + (f"; load average {machine['load_average_start'][0]:.1f} on {machine['cpu_count']} CPUs"
              if "load_average_start" in machine else ""))
     print(f"methods: {', '.join(args.methods)}")
+    if any(m in DSA_METHODS for m in args.methods):
+        print(f"DSA strategy {dsa}; the +dsa sets are evaluated with it for {args.dsa_epochs} epochs")
     if args.skipped:
         print(f"skipped: {', '.join(args.skipped)}: at ipc {args.ipc} an iteration has a single matching step "
               f"(T = 1), so no network steps are taken and the schedule has no effect ({' = '.join(args.skipped)} "
@@ -283,7 +311,8 @@ def main(argv=None) -> int:
     print(flush=True)
 
     # Longest first, so that the workers finish together: condensers, herding, random.
-    order = {m: i for i, m in enumerate(["mdo", "mda", "md", "m", "dc", "herding", "random"])}
+    order = {m: i for i, m in enumerate(["mda+dsa", "md+dsa", "dc+dsa", "mdo", "mda", "md", "m", "dc",
+                                         "herding", "random"])}
     tasks.sort(key=lambda t: (t["repeat"], order[t["method"]]))
     threads_before = torch.get_num_threads()
     start = time.perf_counter()
@@ -316,7 +345,10 @@ def main(argv=None) -> int:
         accs = [a for r in recs for a in r["accuracies"]]
         by_method[m] = {
             "label": LABELS[m],
-            "settings": CONDENSERS.get(m, {"selector": m}),
+            "settings": ({**CONDENSERS[m], "augment": dsa} if m in DSA_METHODS
+                         else CONDENSERS.get(m, {"selector": m})),
+            "eval_epochs": args.dsa_epochs if m in DSA_METHODS else args.epochs,
+            "eval_augment": dsa if m in DSA_METHODS else None,
             "accuracies": accs,
             "per_set": [r["accuracies"] for r in recs],
             "set_means": [float(np.mean(r["accuracies"])) for r in recs],

@@ -48,7 +48,7 @@ _METHOD_OPTIONS = {
     "match": ("condense",), "distance": ("condense",), "schedule": ("condense",),
     "iterations": ("condense",), "matching_steps": ("condense",), "network_steps": ("condense",),
     "lr_syn": ("condense",), "lr_net": ("condense",), "batch_real": ("condense",),
-    "init": ("condense",), "checkpoint": ("condense",), "checkpoint_every": ("condense",),
+    "init": ("condense",), "augment": ("condense",), "checkpoint": ("condense",), "checkpoint_every": ("condense",),
     "features": ("herding",), "feature_epochs": ("herding",),
     "model": ("condense", "herding"), "device": ("condense", "herding"),
 }
@@ -120,6 +120,16 @@ def _distance(text: str) -> str:
     except (ValueError, TypeError) as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return text
+
+
+def _augment(text: str) -> str | None:
+    from .augment import make_augment
+
+    try:
+        make_augment(text)
+    except (ValueError, TypeError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return None if text == "none" else text
 
 
 def _device(text: str) -> str:
@@ -209,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="real images per class per matching step")
     g.add_argument("--init", choices=("noise", "real"), default="noise",
                    help="start from Gaussian noise or from random real images")
+    g.add_argument("--augment", type=_augment, default=None, metavar="STRATEGY",
+                   help="differentiable siamese augmentation: none, dsa (DSA's "
+                        "color_crop_cutout_flip_scale_rotate) or '_'-joined names of color, crop, "
+                        "cutout, flip, scale, rotate (leave flip out for digits)")
     g.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
                    help="folder for checkpoints (created if needed); rerunning the same command "
                         "resumes from it (default: no checkpoints)")
@@ -232,7 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("set", type=Path, metavar="SET", help="a set written by 'gradmatch condense' (.npz)")
     dataset_options(p, "dataset the set was made from; its test split scores the networks")
     p.add_argument("--models", type=_positive_int(1), default=5, help="networks to train, seeds SEED, SEED+1, ...")
-    p.add_argument("--epochs", type=_positive_int(1), default=300, help="training epochs per network")
+    p.add_argument("--epochs", type=_positive_int(1), default=300,
+                   help="training epochs per network (DSA evaluates with 1000 and --augment dsa)")
+    p.add_argument("--augment", type=_augment, default=None, metavar="STRATEGY",
+                   help="augment every training batch: none, dsa or '_'-joined names of color, "
+                        "crop, cutout, flip, scale, rotate")
     p.add_argument("--model", choices=("auto",) + MODELS, default="auto",
                    help="evaluation network; auto is DC's ConvNet for images, its MLP for flat "
                         "features (another network gives a cross-architecture score)")
@@ -336,7 +354,8 @@ def _make_estimator(args):
         ipc=args.ipc, match=args.match, distance=args.distance, schedule=args.schedule,
         iterations=args.iterations, matching_steps=args.matching_steps,
         network_steps=args.network_steps, lr_syn=args.lr_syn, lr_net=args.lr_net,
-        batch_real=args.batch_real, init=args.init, model=args.model, device=args.device,
+        batch_real=args.batch_real, init=args.init, augment=args.augment, model=args.model,
+        device=args.device,
         random_state=args.seed, verbose=verbose,
         checkpoint=None if args.checkpoint is None else str(args.checkpoint),
         checkpoint_every=args.checkpoint_every)
@@ -440,7 +459,8 @@ def _evaluate(args) -> int:
     model = args.model if args.model != "auto" else ("convnet" if X_set.ndim > 2 else "mlp")
     start = time.perf_counter()
     result = evaluate_set(X_set, syn.y, X_test, y_test, normalization=normalization, model=model,
-                          n_models=args.models, epochs=args.epochs, random_state=args.seed,
+                          n_models=args.models, epochs=args.epochs, augment=args.augment,
+                          random_state=args.seed,
                           device=args.device, n_jobs=args.jobs)
     seconds = time.perf_counter() - start
     ipc = len(syn.y) / max(1, len(syn.classes))
@@ -452,7 +472,8 @@ def _evaluate(args) -> int:
             "set": str(args.set), "method": syn.method, "set_version": syn.version,
             "dataset": args.dataset, "data_dir": None if args.data_dir is None else str(args.data_dir),
             "n_test": int(len(X_test)), "n_images": int(len(syn.y)), "n_classes": int(len(syn.classes)),
-            "model": model, "epochs": args.epochs, "n_models": args.models, "seed": args.seed,
+            "model": model, "epochs": args.epochs, "augment": args.augment, "n_models": args.models,
+            "seed": args.seed,
             "device": str(resolve_device(args.device)), "accuracies": result.accuracies, "mean": result.mean,
             "std": result.std, "n": len(result.accuracies), "seconds": seconds, "version": __version__,
         }

@@ -112,6 +112,16 @@ def test_condense_checkpoint_folder(tmp_path, capsys):
     assert len(list(ckpt.glob("gradmatch-*.npz"))) == 1
 
 
+def test_condense_and_evaluate_with_augmentation(tmp_path, capsys):
+    out = tmp_path / "dsa.npz"
+    assert main(["condense", "--out", str(out), "--augment", "crop_scale_rotate", *TINY]) == 0
+    assert load_set(out).settings["augment"] == "crop_scale_rotate"
+    report = tmp_path / "acc.json"
+    assert main(["evaluate", str(out), "--models", "1", "--epochs", "2", "--device", "cpu",
+                 "--augment", "dsa", "--json", str(report)]) == 0
+    assert json.loads(report.read_text())["augment"] == "dsa"
+
+
 # ----------------------------------------------------------------------------- evaluate, show
 def test_evaluate_prints_accuracy_and_writes_json(random_set, tmp_path, capsys):
     report = tmp_path / "acc.json"
@@ -165,6 +175,8 @@ def test_version(capsys):
     (["condense", "--dataset", "imagenet", "--out", "x.npz"], "--dataset"),
     (["condense", "--ipc", "0", "--out", "x.npz"], "--ipc"),
     (["condense", "--distance", "cosine", "--out", "x.npz"], "--distance"),
+    (["condense", "--augment", "crop_blur", "--out", "x.npz"], "'blur'"),
+    (["condense", "--method", "random", "--augment", "dsa", "--out", "x.npz"], "does not apply"),
     (["condense", "--method", "random", "--match", "intra", "--out", "x.npz"], "does not apply"),
     (["condense", "--data-dir", "somewhere", "--out", "x.npz"], "--data-dir"),
     (["condense", "--dataset", "cifar10", "--out", "x.npz"], "needs --data-dir"),

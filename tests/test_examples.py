@@ -39,7 +39,7 @@ def compare_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
     cmd = [sys.executable, str(COMPARE), "--iterations", "1", "--repeats", "1", "--eval-models", "2",
            "--epochs", "2", "--herding-epochs", "1", "--methods", "random", "herding", "dc", "md",
-           "--jobs", "1", "--out", str(out)]
+           "md+dsa", "--dsa-epochs", "3", "--jobs", "1", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc.stdout
@@ -51,17 +51,19 @@ def test_compare_json(compare_run):
     settings = record["settings"]
     assert settings["dataset"] == "digits" and settings["ipc"] == 1
     assert (settings["iterations"], settings["repeats"], settings["eval_models"], settings["epochs"]) == (1, 1, 2, 2)
-    assert settings["methods"] == ["random", "herding", "dc", "md"]
+    assert settings["methods"] == ["random", "herding", "dc", "md", "md+dsa"]
     assert {"platform", "cpu_count", "torch", "gradmatch", "device"} <= set(record["machine"])
-    assert list(record["methods"]) == ["random", "herding", "dc", "md"]
+    assert list(record["methods"]) == ["random", "herding", "dc", "md", "md+dsa"]
     for name, res in record["methods"].items():
         assert len(res["accuracies"]) == res["n"] == 2, name
         assert all(0.0 <= a <= 1.0 for a in res["accuracies"]), name
         assert res["mean"] == pytest.approx(np.mean(res["accuracies"]))
         assert len(res["fit_seconds"]) == 1 and res["fit_seconds"][0] >= 0, name
     assert record["methods"]["md"]["settings"] == dict(match="multilevel", distance="cos+l2", schedule="fixed")
+    assert record["methods"]["md+dsa"]["settings"]["augment"] == "color_crop_cutout_scale_rotate"
+    assert record["methods"]["md+dsa"]["eval_epochs"] == 3 and record["methods"]["md"]["eval_epochs"] == 2
     assert sorted(record["ranking"]) == sorted(record["methods"])
-    assert len(record["adjacent_pairs"]) == 3
+    assert len(record["adjacent_pairs"]) == 4
 
 
 def test_compare_pngs(compare_run):
@@ -80,13 +82,15 @@ def test_compare_printed_tables(compare_run):
     assert lines[1].startswith("budget quick: K=1 iterations")
     assert "| method | accuracy (%) | n | seconds per set |" in lines
     rows = [line for line in lines if line.startswith("| ") and "+-" in line]
-    assert [row.split("(")[1].split(")")[0] for row in rows] == ["random", "herding", "dc", "md"]
+    assert [row.split("(")[1].split(")")[0] for row in rows] == ["random", "herding", "dc", "md", "md+dsa"]
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         mean = float(cells[1].split("+-")[0])
         assert 0.0 <= mean <= 100.0 and cells[2] == "2" and float(cells[3]) >= 0
     assert "| pair | difference (points) | 2 x standard error | beyond noise? |" in lines
-    assert sum(" vs " in line for line in lines) == 3
+    assert sum(" vs " in line for line in lines) == 4
+    # DSA's strategy for digits leaves flip out; its sets are evaluated for --dsa-epochs.
+    assert "DSA strategy color_crop_cutout_scale_rotate; the +dsa sets are evaluated with it for 3 epochs" in lines
 
 
 def test_compare_skips_schedule_variants_at_ipc1(compare):
@@ -140,7 +144,7 @@ def test_compare_unknown_method_from_the_command_line(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        "compare_coresets.py: error: unknown method 'bogus': choose from random, herding, dc, m, md, mda, mdo")
+        "compare_coresets.py: error: unknown method 'bogus': choose from random, herding, dc, m, md, mda, mdo, dc+dsa, md+dsa, mda+dsa")
     assert "Traceback" not in proc.stderr
 
 
