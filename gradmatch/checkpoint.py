@@ -49,8 +49,10 @@ def fingerprint(images: torch.Tensor, labels: torch.Tensor, classes: np.ndarray,
     return digest.hexdigest()
 
 
-def checkpoint_path(directory: str | os.PathLike, fp: str) -> Path:
-    return Path(directory).expanduser() / f"gradmatch-{fp[:20]}.npz"
+def checkpoint_path(directory: str | os.PathLike, fp: str, rank: int = 0, world_size: int = 1) -> Path:
+    """Where the checkpoint of a fingerprint lives; one file per rank in a sharded run."""
+    suffix = "" if world_size <= 1 else f"-rank{rank}of{world_size}"
+    return Path(directory).expanduser() / f"gradmatch-{fp[:20]}{suffix}.npz"
 
 
 def save_checkpoint(path: Path, state: dict, fp: str) -> None:

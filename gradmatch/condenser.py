@@ -18,6 +18,7 @@ from .engine import CondensationLoop, DivergenceError, LoopSettings
 from .matching import check_match
 from .networks import build_model, check_model, check_network_fits
 from .schedules import default_loops, make_schedule
+from .sharding import current_shard
 from .validation import (
     PreparedData,
     check_ipc,
@@ -194,6 +195,14 @@ class GradientMatchingCondenser(BaseReducer):
     warm_start : bool, default=False
         Continue from the previous fit's synthetic set, optimiser and random
         state up to ``iterations`` in total (raise ``iterations`` first).
+    distributed : {"auto", False}, default="auto"
+        ``"auto"``: when ``torch.distributed`` is initialised with more than
+        one process (e.g. under ``torchrun``), shard the classes over the
+        processes: each holds and condenses only its block of classes, the
+        inter-class term and the network steps go through collectives, and
+        every process ends with the whole set (see :mod:`gradmatch.sharding`).
+        Every process must call ``fit`` with the same data and parameters.
+        False: condense the whole set in every process, ignoring the group.
 
     Attributes
     ----------
@@ -220,6 +229,9 @@ class GradientMatchingCondenser(BaseReducer):
     partial_ : bool
         True when the fit was interrupted (Ctrl-C) or diverged: ``X_syn_``
         then holds the set reached so far (the last finite one on divergence).
+        A sharded run interrupted by Ctrl-C keeps only its checkpoints.
+    n_ranks_ : int
+        Processes the classes were sharded over (1: not sharded).
 
     Examples
     --------
@@ -264,6 +276,7 @@ class GradientMatchingCondenser(BaseReducer):
         checkpoint_every=10,
         warm_start=False,
         in_memory="auto",
+        distributed="auto",
     ):
         self.ipc = ipc
         self.match = match
@@ -291,6 +304,7 @@ class GradientMatchingCondenser(BaseReducer):
         self.checkpoint_every = checkpoint_every
         self.warm_start = warm_start
         self.in_memory = in_memory
+        self.distributed = distributed
 
     # ------------------------------------------------------------------ checks
     def _check_params(self, classes: np.ndarray, images: bool) -> dict:
@@ -349,7 +363,7 @@ class GradientMatchingCondenser(BaseReducer):
     #: Parameters that do not change the synthetic set of a given iteration, so a
     #: checkpoint stays valid when they change (iterations: a longer run continues).
     _NOT_FINGERPRINTED = ("iterations", "verbose", "callback", "checkpoint", "checkpoint_every",
-                          "warm_start", "device", "in_memory")
+                          "warm_start", "device", "in_memory", "distributed")
 
     #: Parameters added after checkpoints were first written, with their defaults:
     #: left out of the fingerprint at that default, so older checkpoints stay valid.
@@ -391,20 +405,28 @@ class GradientMatchingCondenser(BaseReducer):
         shape = data.layout.internal_shape
         seed = seed_from(self.random_state)
         syn_counts = ipc.tolist()
+        shard = self._shard(data)
+        if shard is not None:
+            # Every rank must draw the same random stream: rank 0's seed.
+            seed = shard.broadcast_int(seed)
+        owned = None if shard is None else shard.owned
 
         with isolated_rng(seed, device):
             generator = make_generator(seed, device)
             if data.dataset is not None:
-                pools = DatasetPools(data.dataset, data.labels, n_classes, norm, device, shape)
+                pools = DatasetPools(data.dataset, data.labels, n_classes, norm, device, shape, owned=owned)
             else:
-                pools = ClassPools(data.images, data.labels, n_classes, norm, device)
+                pools = ClassPools(data.images, data.labels, n_classes, norm, device, owned=owned)
             # A trial network on two real samples turns a bad model/input pairing
             # into a clear error instead of a failure inside the first iteration.
             check_network_fits(build_model(model, shape, n_classes).to(device),
-                               pools.take(torch.arange(min(2, len(data.labels)), device=device)),
+                               pools.take_partial(torch.arange(min(2, len(data.labels)), device=device)),
                                n_classes)
             if self.init == "noise":
                 syn = torch.randn((sum(syn_counts),) + tuple(shape), generator=generator, device=device)
+                if shard is not None:
+                    bounds = np.concatenate([[0], np.cumsum(syn_counts)])
+                    syn = syn[int(bounds[owned.start]):int(bounds[owned.stop])]
             else:
                 syn = pools.initial_images(syn_counts, generator)
             loop = CondensationLoop(
@@ -414,6 +436,7 @@ class GradientMatchingCondenser(BaseReducer):
                 make_network=lambda: build_model(model, shape, n_classes),
                 settings=settings,
                 generator=generator,
+                shard=shard,
             )
             mean, std = np.asarray(norm.mean), np.asarray(norm.std)
             self.normalization_ = norm.as_dict()
@@ -421,8 +444,14 @@ class GradientMatchingCondenser(BaseReducer):
             ckpt = None
             if self.checkpoint is not None:
                 fp = fingerprint(data.images, data.labels, data.classes, self._fingerprint_params())
-                ckpt = checkpoint_path(self.checkpoint, fp)
+                ckpt = (checkpoint_path(self.checkpoint, fp) if shard is None else
+                        checkpoint_path(self.checkpoint, fp, shard.rank, shard.world_size))
             state = self._starting_state(data, ckpt, fp if ckpt else None)
+            if shard is not None and not shard.same_everywhere([-1 if state is None else state["iteration"]]):
+                raise RuntimeError(
+                    "the ranks of this sharded run start from different iterations (their checkpoints "
+                    f"in {self.checkpoint} disagree): resume with the same number of processes and "
+                    "every rank's checkpoint, or remove them to start over")
             if state is not None:
                 loop.restore(state)
             every = check_positive_int(self.checkpoint_every, "checkpoint_every")
@@ -434,7 +463,10 @@ class GradientMatchingCondenser(BaseReducer):
             def on_iteration(iteration: int, record: dict):
                 if loop.iteration % every == 0:
                     save(loop.last_boundary_state())
-                return self.callback(iteration, record) if self.callback is not None else None
+                stop = self.callback(iteration, record) is True if self.callback is not None else False
+                if shard is not None:
+                    stop = not shard.all_true(not stop)  # any rank may stop the whole run
+                return stop
 
             def keep(syn: torch.Tensor, partial: bool) -> None:
                 self.X_syn_ = to_output_images(syn, data.layout, mean, std)
@@ -449,7 +481,8 @@ class GradientMatchingCondenser(BaseReducer):
                     f"{loop.iteration} iterations are already done (iterations={settings.iterations}); "
                     "nothing to run. Raise iterations to continue.", UserWarning, stacklevel=4)
             try:
-                loop.run(progress=self.verbose > 0, callback=on_iteration)
+                loop.run(progress=self.verbose > 0 and (shard is None or shard.rank == 0),
+                         callback=on_iteration)
             except DivergenceError as err:
                 # Keep the last finite set on the estimator and in the checkpoint.
                 keep(err.last_good, partial=True)
@@ -457,10 +490,32 @@ class GradientMatchingCondenser(BaseReducer):
                 raise
             except KeyboardInterrupt:
                 # Ctrl-C: keep what was reached, checkpoint the last whole iteration,
-                # and re-raise so an enclosing search stops too.
-                keep(loop.synthetic, partial=True)
+                # and re-raise so an enclosing search stops too. A sharded run
+                # cannot gather its set here (other ranks may be gone): only the
+                # checkpoints are kept.
+                if shard is None:
+                    keep(loop.synthetic, partial=True)
                 save(loop.last_boundary_state())
                 raise
-            keep(loop.synthetic, partial=False)
+            keep(loop.full_synthetic(), partial=False)
             save(loop.last_boundary_state())
         self.model_ = model if isinstance(model, str) else "custom"
+        self.n_ranks_ = 1 if shard is None else shard.world_size
+
+    def _shard(self, data: PreparedData):
+        """This process's class shard when ``distributed`` allows and a process group is up."""
+        if self.distributed not in ("auto", False):
+            raise ValueError(f"unknown distributed {self.distributed!r}: valid values are 'auto' and False")
+        if self.distributed is False:
+            return None
+        shard = current_shard(data.n_classes)
+        if shard is None:
+            return None
+        if not shard.same_everywhere(np.concatenate([[len(data.labels)], data.class_counts])):
+            raise ValueError(
+                "the ranks of this distributed run were given different training data (sizes or "
+                "class counts differ): every rank must call fit with the same X and y")
+        if self.warm_start and getattr(self, "n_ranks_", shard.world_size) != shard.world_size:
+            raise ValueError(f"warm_start=True continues a fit made by {self.n_ranks_} process(es); "
+                             f"this one runs {shard.world_size}")
+        return shard

@@ -84,20 +84,43 @@ class ClassPools:
     normalization : Normalization
     device : torch.device
         Where batches are produced. ``images`` are moved there once.
+    owned : range, optional
+        Class sharding: keep only the images of these classes. Draws for the
+        other classes still consume the generator exactly as the full pools
+        would (so every rank follows the single-process random stream) but
+        return no images.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, n_classes: int,
-                 normalization: Normalization, device: torch.device):
+                 normalization: Normalization, device: torch.device, owned: range | None = None):
         self.device = torch.device(device)
-        self.images = images.to(self.device)
         labels = labels.to(self.device)
         self.n_classes = int(n_classes)
         self.pools: list[torch.Tensor] = [
             torch.nonzero(labels == c, as_tuple=False).flatten() for c in range(self.n_classes)
         ]
+        self._set_owned(owned, labels)
+        if owned is None:
+            self.images = images.to(self.device)
+        else:
+            # Only this rank's classes reach its device.
+            keep = self._local >= 0
+            self.images = images[keep.to(images.device)].to(self.device)
         self.mean, self.std = normalization.tensors(self.device, self.images.dim())
         # Label tensors for batches, made once per (class, size): not one per sample.
         self._labels: dict[tuple[int, int], torch.Tensor] = {}
+
+    def _set_owned(self, owned: range | None, labels: torch.Tensor) -> None:
+        self.owned = owned
+        self._local = None
+        if owned is not None:
+            keep = (labels >= owned.start) & (labels < owned.stop)
+            # global row -> row among the kept images (-1: another rank's)
+            self._local = torch.full((labels.shape[0],), -1, dtype=torch.long, device=self.device)
+            self._local[keep] = torch.arange(int(keep.sum()), device=self.device)
+
+    def owns(self, c: int) -> bool:
+        return self.owned is None or c in self.owned
 
     @property
     def class_sizes(self) -> list[int]:
@@ -107,23 +130,47 @@ class ClassPools:
         return (raw.to(torch.float32) - self.mean) / self.std
 
     def take(self, rows: torch.Tensor) -> torch.Tensor:
-        """Normalised float32 images of the given rows."""
+        """Normalised float32 images of the given (global) rows, all owned."""
+        if self._local is not None:
+            rows = self._local[rows]
         return self.normalize(self.images[rows])
 
-    def sample(self, c: int, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``min(size, n_c)`` images of class ``c`` drawn without replacement, and their labels."""
+    def take_partial(self, rows: torch.Tensor) -> torch.Tensor:
+        """Like :meth:`take`, with zeros in place of other ranks' rows (to be summed over ranks)."""
+        if self._local is None:
+            return self.take(rows)
+        mine = self._local[rows] >= 0
+        out = torch.zeros((rows.shape[0],) + self.image_shape, device=self.device)
+        if bool(mine.any()):
+            out[mine] = self.take(rows[mine])
+        return out
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.images.shape[1:])
+
+    def sample(self, c: int, size: int, generator: torch.Generator,
+               partial: bool = False) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``min(size, n_c)`` images of class ``c`` drawn without replacement, and their labels.
+
+        For a class another rank owns, the draw is made (the generator moves
+        on) and the images are None, or zeros with ``partial=True``.
+        """
         pool = self.pools[c]
         size = min(int(size), len(pool))
         perm = torch.randperm(len(pool), generator=generator, device=generator.device)[:size]
-        rows = pool[perm.to(pool.device)]
         labels = self._labels.get((c, size))
         if labels is None:
             labels = self._labels[(c, size)] = torch.full((size,), c, dtype=torch.long, device=self.device)
+        if not self.owns(c):
+            images = torch.zeros((size,) + self.image_shape, device=self.device) if partial else None
+            return images, labels
+        rows = pool[perm.to(pool.device)]
         return self.take(rows), labels
 
     @property
     def n_items(self) -> int:
-        return self.images.shape[0]
+        return self._local.shape[0] if self._local is not None else self.images.shape[0]
 
     def sample_mixed(self, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``size`` images drawn without replacement from all classes (at most all of them)."""
@@ -133,13 +180,14 @@ class ClassPools:
         labels = torch.empty(n, dtype=torch.long, device=self.device)
         for c, pool in enumerate(self.pools):
             labels[pool] = c
-        return self.take(rows), labels[rows]
+        return self.take_partial(rows), labels[rows]
 
     def initial_images(self, counts: Sequence[int], generator: torch.Generator) -> torch.Tensor:
         """Normalised real images to start the synthetic set from (``init="real"``).
 
         Class ``c`` gets ``counts[c]`` distinct images, or, when it has fewer,
-        all of them and then draws with replacement.
+        all of them and then draws with replacement. Sharded: only the owned
+        classes' images, in class order.
         """
         chosen = []
         for c, k in enumerate(counts):
@@ -151,7 +199,8 @@ class ClassPools:
                                       device=generator.device)
                 perm = torch.cat([torch.randperm(len(pool), generator=generator,
                                                  device=generator.device), extra])
-            chosen.append(pool[perm.to(pool.device)])
+            if self.owns(c):
+                chosen.append(pool[perm.to(pool.device)])
         return self.take(torch.cat(chosen))
 
 
@@ -164,7 +213,7 @@ class DatasetPools(ClassPools):
     """
 
     def __init__(self, dataset, labels: torch.Tensor, n_classes: int, normalization: Normalization,
-                 device: torch.device, shape: tuple[int, ...]):
+                 device: torch.device, shape: tuple[int, ...], owned: range | None = None):
         from .validation import stack_items
 
         self._stack = stack_items
@@ -175,12 +224,30 @@ class DatasetPools(ClassPools):
         self.n_classes = int(n_classes)
         labels = labels.to(self.device)
         self.pools = [torch.nonzero(labels == c, as_tuple=False).flatten() for c in range(self.n_classes)]
+        # Sharded, only owned rows are ever read (the Dataset itself stays where it is).
+        self.owned = owned
+        self._local = None
         self.mean, self.std = normalization.tensors(self.device, len(self.shape) + 1)
         self._labels = {}
+        self._all_labels = labels
 
     @property
     def n_items(self) -> int:
         return self._n
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return self.shape
+
+    def take_partial(self, rows: torch.Tensor) -> torch.Tensor:
+        if self.owned is None:
+            return self.take(rows)
+        labels = self._all_labels[rows]
+        mine = (labels >= self.owned.start) & (labels < self.owned.stop)
+        out = torch.zeros((rows.shape[0],) + self.shape, device=self.device)
+        if bool(mine.any()):
+            out[mine] = self.take(rows[mine])
+        return out
 
     def take(self, rows: torch.Tensor) -> torch.Tensor:
         images, _ = self._stack(self.dataset, rows.cpu().tolist(), self._n)

@@ -4,7 +4,9 @@ One outer iteration k draws a fresh network, then alternates T matching steps
 (update the synthetic set so that its per-class gradients match the real
 ones) with network steps on the synthetic set, as the schedule says. Per-class
 work is independent except for the inter-class term and the network steps,
-which is what class sharding will build on.
+which is what class sharding builds on: with a :class:`~gradmatch.sharding.ClassShard`
+the loop holds and updates only its own classes' synthetic images, and the
+three cross-class parts go through the shard's collectives.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tqdm.auto import tqdm
 from .data import ClassPools
 from .matching import matching_loss, rule_for_iteration
 from .schedules import Schedule
+from .sharding import ClassShard
 
 __all__ = ["LoopSettings", "CondensationLoop", "DivergenceError", "class_gradients"]
 
@@ -85,9 +88,10 @@ class CondensationLoop:
     pools : ClassPools
         The real data.
     syn : torch.Tensor
-        Initial normalised synthetic images, ordered by class.
+        Initial normalised synthetic images, ordered by class (sharded: only
+        those of the owned classes).
     syn_counts : sequence of int
-        Synthetic images per class (in class order).
+        Synthetic images per class (in class order), of all classes.
     make_network : callable
         ``() -> nn.Module`` with a fresh random initialisation; called inside a
         forked, seeded global RNG.
@@ -95,6 +99,8 @@ class CondensationLoop:
     generator : torch.Generator
         Source of all randomness (batches, shuffles, network seeds), on the
         data's device.
+    shard : ClassShard, optional
+        This rank's classes in a class-sharded run (see :mod:`gradmatch.sharding`).
     """
 
     pools: ClassPools
@@ -106,17 +112,28 @@ class CondensationLoop:
     iteration: int = 0
     history: dict[str, list] = field(default_factory=lambda: {"loss": [], "seconds": [], "network_steps": []})
     optimizer_state: dict | None = None
+    shard: ClassShard | None = None
 
     def __post_init__(self):
         device = self.pools.device
         self.syn = self.syn.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
-        self.syn_labels = torch.cat([
+        self.full_labels = torch.cat([
             torch.full((k,), c, dtype=torch.long, device=device) for c, k in enumerate(self.syn_counts)
         ])
         bounds = [0]
         for k in self.syn_counts:
             bounds.append(bounds[-1] + int(k))
-        self.syn_slices = [slice(bounds[c], bounds[c + 1]) for c in range(len(self.syn_counts))]
+        self.n_syn = bounds[-1]
+        owned = range(len(self.syn_counts)) if self.shard is None else self.shard.owned
+        # This rank's rows of the full synthetic set, and each owned class's rows of self.syn.
+        self.own_rows = slice(bounds[owned.start], bounds[owned.stop])
+        start = bounds[owned.start]
+        self.syn_slices = [slice(bounds[c] - start, bounds[c + 1] - start) if c in owned else None
+                           for c in range(len(self.syn_counts))]
+        self.syn_labels = self.full_labels[self.own_rows]
+        if self.syn.shape[0] != self.own_rows.stop - self.own_rows.start:
+            raise ValueError(f"{self.syn.shape[0]} synthetic images given for this rank's classes, "
+                             f"expected {self.own_rows.stop - self.own_rows.start}")
         self.optimizer = torch.optim.SGD([self.syn], lr=self.settings.lr_syn,
                                          momentum=self.settings.momentum_syn)
         if self.optimizer_state is not None:
@@ -126,8 +143,20 @@ class CondensationLoop:
         self._boundary = None
         if self.settings.schedule.until_overfit:
             # A fixed mixed-class real batch, the "validation" loss of the overfit rule.
-            self._held = self.pools.sample_mixed(self.settings.overfit_batch, self.generator)
+            xh, yh = self.pools.sample_mixed(self.settings.overfit_batch, self.generator)
+            self._held = (self._sum_over_ranks(xh), yh)
         self._cuda_devices = [device] if device.type == "cuda" else []
+
+    # ------------------------------------------------------------------ sharding
+    def _sum_over_ranks(self, partial: torch.Tensor) -> torch.Tensor:
+        """Complete a batch each rank filled with its own classes' rows."""
+        return partial if self.shard is None else self.shard.sum_(partial)
+
+    def full_synthetic(self) -> torch.Tensor:
+        """The whole synthetic set (collective when sharded), detached."""
+        if self.shard is None:
+            return self.syn.detach()
+        return self.shard.assemble(self.syn, self.own_rows, self.n_syn)
 
     # ------------------------------------------------------------------ parts
     def _fresh_network(self) -> nn.Module:
@@ -144,10 +173,10 @@ class CondensationLoop:
         if not bns:
             return
         net.train()
-        batch = torch.cat([
-            self.pools.sample(c, BN_IMAGES_PER_CLASS, self.generator)[0]
+        batch = self._sum_over_ranks(torch.cat([
+            self.pools.sample(c, BN_IMAGES_PER_CLASS, self.generator, partial=True)[0]
             for c in range(self.pools.n_classes)
-        ])
+        ]))
         with torch.no_grad():
             net(batch)
         for m in bns:
@@ -156,20 +185,33 @@ class CondensationLoop:
     def matching_step(self, net: nn.Module, params: Sequence[torch.Tensor]) -> float:
         """One update of the synthetic set; returns the matching loss."""
         s = self.settings
-        g_real, g_syn = [], []
-        for c in range(self.pools.n_classes):
+        n_classes = self.pools.n_classes
+        weights = s.class_weights if s.class_weights is not None else [1.0 / n_classes] * n_classes
+        g_real, g_syn, w_own = [], [], []
+        for c in range(n_classes):
+            # Every rank makes every draw, so all follow the single-process stream.
             xr, yr = self.pools.sample(c, s.batch_real, self.generator)
-            sl = self.syn_slices[c]
-            xs = self.syn[sl]
+            draw = None
             if s.augment is not None:
                 # Siamese: one draw of parameters, applied to both sides of the class.
-                draw = s.augment.sample(1, self.generator, image_shape=tuple(xs.shape[1:]))
+                draw = s.augment.sample(1, self.generator, image_shape=tuple(self.syn.shape[1:]))
+            sl = self.syn_slices[c]
+            if sl is None:
+                continue  # another rank's class
+            xs = self.syn[sl]
+            if draw is not None:
                 xr, xs = s.augment.apply(xr, draw), s.augment.apply(xs, draw)
             g_real.append(class_gradients(net, params, xr, yr, create_graph=False))
             g_syn.append(class_gradients(net, params, xs, self.syn_labels[sl], create_graph=True))
+            w_own.append(weights[c])
+        sharded = self.shard is not None
         loss = matching_loss(g_syn, g_real, distance=s.distance, match=s.match, lam=s.lam,
-                             weights=s.class_weights, iteration=self.iteration)
+                             weights=w_own, iteration=self.iteration,
+                             union_reduce=self.shard.sum_with_grad if sharded else None,
+                             inter_share=1.0 / self.shard.world_size if sharded else 1.0)
         value = float(loss.detach())
+        if sharded:
+            value = self.shard.sum_value(value)  # the single-process loss, on every rank
         if not math.isfinite(value):
             return value
         self.optimizer.zero_grad(set_to_none=True)
@@ -194,8 +236,9 @@ class CondensationLoop:
     def network_steps(self, net: nn.Module, opt: torch.optim.Optimizer, t: int) -> int:
         """Train ``net`` on the current synthetic set after matching step ``t``."""
         net.train()
-        x = self.syn.detach()
-        y = self.syn_labels
+        # Every rank trains the same network on the whole set (gathered when sharded).
+        x = self.full_synthetic()
+        y = self.full_labels
         sched = self.settings.schedule
         if not sched.until_overfit:
             n_steps = sched(t)
@@ -229,14 +272,17 @@ class CondensationLoop:
             self._set_batchnorm(net)
             value = self.matching_step(net, params)
             losses.append(value)
-            if not math.isfinite(value) or not bool(torch.isfinite(self.syn).all()):
+            finite = bool(torch.isfinite(self.syn).all())
+            if self.shard is not None:
+                finite = self.shard.all_true(finite)
+            if not math.isfinite(value) or not finite:
                 raise DivergenceError(
                     f"condensation diverged in iteration {self.iteration} (matching step {t}): "
                     f"the matching loss is {value} or the synthetic set holds NaN/inf. The "
                     f"likely cause is a learning rate too large for the synthetic images "
                     f"(lr_syn={s.lr_syn}) or the network (lr_net={s.lr_net}); the synthetic "
                     f"set of the last finite iteration is kept.",
-                    self.iteration, self._last_good,
+                    self.iteration, self._assemble(self._last_good),
                 )
             if t == s.matching_steps - 1:
                 break  # no network steps after the last update
@@ -266,8 +312,14 @@ class CondensationLoop:
                 if callback is not None and callback(self.iteration - 1, record) is True:
                     break  # the caller asked to stop early
 
+    def _assemble(self, local: torch.Tensor) -> torch.Tensor:
+        if self.shard is None:
+            return local
+        return self.shard.assemble(local, self.own_rows, self.n_syn)
+
     @property
     def synthetic(self) -> torch.Tensor:
+        """This rank's synthetic images (all of them when not sharded)."""
         return self.syn.detach()
 
     # ------------------------------------------------------------------ state

@@ -86,6 +86,8 @@ def matching_loss(
     lam: float = 1.0,
     weights: Sequence[float] | torch.Tensor | None = None,
     iteration: int = 0,
+    union_reduce: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None,
+    inter_share: float = 1.0,
 ) -> torch.Tensor:
     """The gradient-matching loss of one matching step.
 
@@ -103,6 +105,14 @@ def matching_loss(
         Class weights ``w_c`` of the inter-class term; uniform ``1/C`` if omitted.
     iteration : int
         Outer iteration index, used by ``"interleaved"``.
+    union_reduce : callable, optional
+        Class sharding: completes this rank's partial class-weighted sums into
+        the sums over all classes (an autograd-aware all-reduce), applied to
+        both sides before the inter-class distance.
+    inter_share : float, default=1.0
+        Factor on the inter-class term: ``1 / world_size`` when sharded, since
+        every rank computes the same term and the all-reduce's backward pass
+        sums their gradients.
 
     Returns
     -------
@@ -122,7 +132,10 @@ def matching_loss(
             term = distance(gs, gr)
             loss = term if loss is None else loss + term
     if rule in ("inter", "multilevel") and lam != 0:
-        inter = lam * distance(union_gradient(g_syn, weights), union_gradient(g_real, weights))
+        u_syn, u_real = union_gradient(g_syn, weights), union_gradient(g_real, weights)
+        if union_reduce is not None:
+            u_syn, u_real = union_reduce(u_syn), union_reduce(u_real)
+        inter = (lam * inter_share) * distance(u_syn, u_real)
         loss = inter if loss is None else loss + inter
     if loss is None:
         # "inter" with lambda = 0: a zero that still depends on the synthetic set.
