@@ -16,11 +16,17 @@ a set that does not match the dataset, a setting the estimator refuses). Set
 ``GRADMATCH_DEBUG=1`` to get the traceback too. Ctrl-C exits with status 130;
 a condensation with ``--checkpoint`` has then saved its last whole iteration
 there, and the same command resumes from it.
+
+Under ``torchrun`` (``torchrun --nproc-per-node 2 -m gradmatch condense ...``)
+``condense`` starts a process group (gloo on the CPU, nccl on GPUs, one per
+local rank) and the condenser shards the classes over the processes; rank 0
+writes the set and prints, checkpoints are per rank and resume together.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -361,16 +367,56 @@ def _make_estimator(args):
         checkpoint_every=args.checkpoint_every)
 
 
+@contextlib.contextmanager
+def _launched_group(args):
+    """Under ``torchrun`` (WORLD_SIZE > 1): a process group for the run, and this rank.
+
+    gloo on the CPU, nccl on CUDA with one GPU per local rank. The condenser
+    then shards the classes over the ranks (its ``distributed="auto"``).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        yield 0
+        return
+    import torch
+    import torch.distributed as dist
+
+    from ._runtime import resolve_device
+
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        args.device = f"cuda:{local}"
+    if dist.is_initialized():
+        yield dist.get_rank()
+        return
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield dist.get_rank()
+    finally:
+        dist.destroy_process_group()
+
+
 def _condense(args) -> int:
+    with _launched_group(args) as rank:
+        return _condense_on_rank(args, rank)
+
+
+def _condense_on_rank(args, rank: int) -> int:
     from .io import save_set
 
     _check_method_options(args)
     _check_output(args.out, "--out")
     (X, y), _ = _load_dataset(args)
     estimator = _make_estimator(args)
+    if rank > 0 and hasattr(estimator, "verbose"):
+        estimator.set_params(verbose=0)  # one progress bar: rank 0's
     start = time.perf_counter()
     estimator.fit(X, y)
     seconds = time.perf_counter() - start
+    if rank > 0:
+        return 0  # every rank holds the whole set; rank 0 writes it and reports
     path = save_set(args.out, estimator)
     X_syn = np.asarray(estimator.X_syn_)
     n_classes = len(estimator.classes_)
@@ -381,8 +427,10 @@ def _condense(args) -> int:
     else:
         what = (f"selected {len(X_syn)} of the {len(X)} {args.dataset} training images "
                 f"by {'herding' if args.method == 'herding' else 'random choice'}")
+    ranks = getattr(estimator, "n_ranks_", 1)
+    sharded = f", classes sharded over {ranks} processes" if ranks > 1 else ""
     print(f"{what}: {args.ipc} per class x {n_classes} classes of {_shape_text(X_syn.shape[1:])}, "
-          f"in {seconds:.1f} s; saved to {path}")
+          f"in {seconds:.1f} s{sharded}; saved to {path}")
     return 0
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import torch
 
-from gradmatch import GradientMatchingCondenser
+from gradmatch import GradientMatchingCondenser, load_set
 from gradmatch.data import ClassPools, Normalization
 from gradmatch.sharding import split_classes
 
@@ -148,3 +148,35 @@ def test_distributed_false_and_bad_value(digits):
     GradientMatchingCondenser(distributed=False, **fast).fit(X, y)  # no group: nothing changes
     with pytest.raises(ValueError, match="valid values are 'auto' and False"):
         GradientMatchingCondenser(distributed="yes", **fast).fit(X, y)
+
+
+# ----------------------------------------------------------------- the command line under torchrun
+def test_cli_under_torchrun_checkpoints_per_rank_and_resumes(tmp_path):
+    common = ["--batch-real", "16", "--model", "mlp", "--quiet", "--seed", "1"]
+    ckpt = tmp_path / "ck"
+    first = torchrun(["-m", "gradmatch", "condense", "--out", str(tmp_path / "two.npz"), "--iterations", "2",
+                      "--checkpoint", str(ckpt), *common], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    # rank 0 reports once; each rank checkpoints its own shard
+    assert first.stdout.count("classes sharded over 2 processes") == 1
+    files = sorted(p.name for p in ckpt.glob("*.npz"))
+    assert len(files) == 2 and files[0].endswith("-rank0of2.npz") and files[1].endswith("-rank1of2.npz")
+
+    # Same command with more iterations: both ranks resume from their checkpoints ...
+    resumed = torchrun(["-m", "gradmatch", "condense", "--out", str(tmp_path / "three.npz"), "--iterations", "3",
+                        "--checkpoint", str(ckpt), *common], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # ... and end where one uninterrupted process ends.
+    from gradmatch.cli import main
+
+    assert main(["condense", "--out", str(tmp_path / "single.npz"), "--iterations", "3", *common]) == 0
+    got, want = load_set(tmp_path / "three.npz"), load_set(tmp_path / "single.npz")
+    np.testing.assert_allclose(got.X, want.X, rtol=0, atol=1e-4 * np.abs(want.X).max())
+    np.testing.assert_allclose(got.history["loss"], want.history["loss"], rtol=1e-5)
+
+    # Ranks that would start from different iterations refuse to run.
+    next(ckpt.glob("*-rank1of2.npz")).unlink()
+    broken = torchrun(["-m", "gradmatch", "condense", "--out", str(tmp_path / "four.npz"), "--iterations", "4",
+                       "--checkpoint", str(ckpt), *common], cwd=tmp_path)
+    assert broken.returncode != 0
+    assert "start from different iterations" in broken.stderr
