@@ -48,6 +48,7 @@ class SumOverRanks(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        """The sum of ``tensor`` over all ranks (a new tensor)."""
         import torch.distributed as dist
 
         out = tensor.detach().clone()
@@ -56,6 +57,7 @@ class SumOverRanks(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        """The sum over ranks of the gradients arriving at the output."""
         import torch.distributed as dist
 
         grad = grad.contiguous().clone()
