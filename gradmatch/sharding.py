@@ -71,7 +71,7 @@ def split_classes(n_classes: int, world_size: int) -> list[range]:
     Examples
     --------
     >>> split_classes(10, 3)
-    [range(0, 4), range(4, 7), range(7, 10)]
+    [range(0, 3), range(3, 7), range(7, 10)]
     """
     if world_size > n_classes:
         raise ValueError(
