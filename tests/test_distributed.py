@@ -49,10 +49,13 @@ FITS = {
     "overfit-dsa": dict(BASE, match="multilevel", schedule="overfit", init="real",
                         augment="crop_scale_rotate", model="mlp",
                         ipc={0: 1, 1: 2, 2: 1, 3: 3, 4: 1, 5: 1, 6: 2, 7: 1, 8: 1, 9: 2}),
+    # a torch Dataset streamed through per-class index pools: each rank reads only its classes
+    "streamed": dict(BASE, match="multilevel", distance="cos", iterations=2, in_memory=False,
+                     as_dataset=True),
 }
 #: Absolute tolerance of each fit (see the module docstring).
 TOLERANCE = {"first-step": 1e-4, "intra": 1e-4, "multilevel": 1e-2, "multilevel-cos": 1e-2,
-             "overfit-dsa": 1e-2}
+             "overfit-dsa": 1e-2, "streamed": 1e-2}
 
 
 def torchrun(args, cwd, nproc=2, timeout=300):
@@ -86,7 +89,8 @@ def sharded(tmp_path_factory, digits):
 @pytest.mark.parametrize("name", list(FITS))
 def test_two_ranks_give_the_single_process_set(sharded, digits, name):
     X, y = digits
-    single = GradientMatchingCondenser(**FITS[name]).fit(X, y)
+    params = {k: v for k, v in FITS[name].items() if k != "as_dataset"}  # in memory here
+    single = GradientMatchingCondenser(**params).fit(X, y)
     for rank in (0, 1):
         got = np.load(sharded / f"{name}-rank{rank}.npy")
         assert got.shape == single.X_syn_.shape

@@ -30,7 +30,10 @@ def main() -> None:
         for name, params in config["fits"].items():
             if isinstance(params.get("ipc"), dict):  # JSON made the class keys strings
                 params["ipc"] = {int(k): v for k, v in params["ipc"].items()}
-            cond = GradientMatchingCondenser(**params).fit(X, y)
+            data = X
+            if params.pop("as_dataset", False):  # a torch Dataset, streamed through index pools
+                data = torch.utils.data.TensorDataset(torch.as_tensor(X), torch.as_tensor(y))
+            cond = GradientMatchingCondenser(**params).fit(data, None if data is not X else y)
             np.save(out / f"{name}-rank{rank}.npy", cond.X_syn_)
             (out / f"{name}-rank{rank}.json").write_text(json.dumps(
                 {"n_ranks": cond.n_ranks_, "loss": cond.history_["loss"], "n_iter": cond.n_iter_}))
