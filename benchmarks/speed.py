@@ -12,6 +12,12 @@ DC's ConvNet, batch_real = 256):
    ``schedule="fixed"`` (DC: T = 10, zeta = 50) and ``schedule="adaptive"``
    (paper eq. 12), and their ratio.
 
+Each is measured for every ``--precisions`` value (``float32``, ``bf16``: the
+real-gradient pass in bfloat16; ``+compile``: that pass through
+torch.compile, compiled in the warm-up), side by side in one run, as a ratio
+to the float32 floor and to float32. ``--profile`` adds the operators that take the
+time of a matching step in each precision (torch.profiler, self CPU time).
+
 The data are random (seeded): the cost of a step does not depend on pixel
 values. Results go to ``--out`` as JSON and a markdown table.
 
@@ -53,7 +59,8 @@ def fashion_shaped_pools(per_class: int, device: torch.device) -> ClassPools:
     return ClassPools(images, labels, N_CLASSES, Normalization((72.9,), (90.0,)), device)
 
 
-def make_loop(pools: ClassPools, ipc: int, schedule: str, seed: int = 0) -> CondensationLoop:
+def make_loop(pools: ClassPools, ipc: int, schedule: str, seed: int = 0,
+              precision: str = "float32") -> CondensationLoop:
     steps, zeta = default_loops(ipc)
     settings = LoopSettings(
         iterations=1,
@@ -63,6 +70,8 @@ def make_loop(pools: ClassPools, ipc: int, schedule: str, seed: int = 0) -> Cond
         match="multilevel",
         lam=float(N_CLASSES),
         class_weights=[1.0 / N_CLASSES] * N_CLASSES,
+        precision=precision.split("+")[0],
+        compile=precision.endswith("+compile"),
     )
     gen = torch.Generator(device=pools.device).manual_seed(seed)
     syn = torch.randn((ipc * N_CLASSES,) + SHAPE, generator=gen, device=pools.device)
@@ -75,8 +84,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_matching_step(pools: ClassPools, repeats: int, batch_real: int) -> dict:
-    loop = make_loop(pools, 1, "fixed")
+def time_matching_step(pools: ClassPools, repeats: int, batch_real: int,
+                       precisions: tuple[str, ...] = ("float32",)) -> dict:
+    loops = {p: make_loop(pools, 1, "fixed", precision=p) for p in precisions}
+    loop = loops[precisions[0]]
     net = loop._fresh_network()
     params = [p for p in net.parameters() if p.requires_grad]
     device = pools.device
@@ -89,28 +100,57 @@ def time_matching_step(pools: ClassPools, repeats: int, batch_real: int) -> dict
         for xr, yr in batches:
             class_gradients(net, params, xr, yr, create_graph=False)
 
-    def engine_step():
-        loop.matching_step(net, params)
-
-    floor, step = [], []
-    floor_pass(), engine_step()  # warm-up
+    floor, steps = [], {p: [] for p in precisions}
+    floor_pass()  # warm-up
+    for p in precisions:
+        loops[p].matching_step(net, params)
     for _ in range(repeats):
-        # Interleave so both see the same machine conditions.
+        # Interleave so all see the same machine conditions.
         sync(device)
         t0 = time.perf_counter()
         floor_pass()
         sync(device)
         floor.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        engine_step()
-        sync(device)
-        step.append(time.perf_counter() - t0)
-    f, s = statistics.median(floor), statistics.median(step)
-    return {"floor_s": f, "step_s": s, "ratio": s / f, "floor_all": floor, "step_all": step}
+        for p in precisions:
+            t0 = time.perf_counter()
+            loops[p].matching_step(net, params)
+            sync(device)
+            steps[p].append(time.perf_counter() - t0)
+    f = statistics.median(floor)
+    out = {"floor_s": f, "floor_all": floor}
+    for p in precisions:
+        s = statistics.median(steps[p])
+        out[p] = {"step_s": s, "ratio": s / f, "step_all": steps[p]}
+    # float32 keeps its old top-level keys
+    if "float32" in out:
+        out.update(step_s=out["float32"]["step_s"], ratio=out["float32"]["ratio"],
+                   step_all=out["float32"]["step_all"])
+    return out
 
 
-def time_iteration(pools: ClassPools, ipc: int, schedule: str) -> dict:
-    loop = make_loop(pools, ipc, schedule)
+def profile_step(pools: ClassPools, precision: str, rows: int = 10) -> list[dict]:
+    """Self CPU time of the operators of two matching steps (ipc 1) in ``precision``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    loop = make_loop(pools, 1, "fixed", precision=precision)
+    net = loop._fresh_network()
+    params = [p for p in net.parameters() if p.requires_grad]
+    loop.matching_step(net, params)  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(2):
+            loop.matching_step(net, params)
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events)
+    return [{"op": e.key, "self_ms": e.self_cpu_time_total / 1e3 / 2, "share": e.self_cpu_time_total / total}
+            for e in events[:rows]]
+
+
+def time_iteration(pools: ClassPools, ipc: int, schedule: str, precision: str = "float32") -> dict:
+    loop = make_loop(pools, ipc, schedule, precision=precision)
+    if loop.settings.compile:
+        # Compile outside the timing (once per run in real use).
+        net = loop._fresh_network()
+        loop.matching_step(net, [p for p in net.parameters() if p.requires_grad])
     t0 = time.perf_counter()
     record = loop.run_iteration()
     sync(pools.device)
@@ -124,6 +164,11 @@ def main(argv=None) -> int:
     parser.add_argument("--per-class", type=int, default=600, help="real images per class")
     parser.add_argument("--skip-ipc10", action="store_true", help="skip the ipc-10 iterations")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precisions", nargs="+", default=["float32", "bf16"],
+                        choices=["float32", "bf16", "float32+compile", "bf16+compile"],
+                        help="variants to time side by side (default: float32 bf16); '+compile' runs the "
+                             "real-gradient pass through torch.compile (compiled during the warm-up)")
+    parser.add_argument("--profile", action="store_true", help="profile one matching step per precision")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", default="benchmarks/results/speed", help="output path without extension")
     args = parser.parse_args(argv)
@@ -147,17 +192,31 @@ def main(argv=None) -> int:
     pools = fashion_shaped_pools(args.per_class, device)
     results = {"settings": settings, "machine": machine}
 
-    step = time_matching_step(pools, args.repeats, 256)
+    precisions = tuple(dict.fromkeys(["float32"] + list(args.precisions)))  # float32 is the reference
+    from gradmatch._runtime import resolve_precision
+
+    for p in precisions:
+        used, warning = resolve_precision(p.split("+")[0], device)
+        if warning:
+            raise SystemExit(f"{warning}: nothing to compare on this machine")
+    settings["precisions"] = list(precisions)
+    step = time_matching_step(pools, args.repeats, 256, precisions)
     results["matching_step_ipc1"] = step
-    print(f"ipc 1 matching step: {step['step_s']:.3f} s, floor {step['floor_s']:.3f} s, "
-          f"ratio {step['ratio']:.3f}")
+    for p in precisions:
+        print(f"ipc 1 matching step, {p}: {step[p]['step_s']:.3f} s, float32 floor {step['floor_s']:.3f} s, "
+              f"ratio {step[p]['ratio']:.3f}", flush=True)
+
+    if args.profile:
+        results["profile_ipc1"] = {p: profile_step(pools, p) for p in precisions}
 
     if not args.skip_ipc10:
-        for schedule in ("fixed", "adaptive"):
-            res = time_iteration(pools, 10, schedule)
-            results[f"iteration_ipc10_{schedule}"] = res
-            print(f"ipc 10 iteration, {schedule}: {res['seconds']:.1f} s "
-                  f"({res['network_steps']} network steps)")
+        for p in precisions:
+            for schedule in ("fixed", "adaptive"):
+                res = time_iteration(pools, 10, schedule, precision=p)
+                key = f"iteration_ipc10_{schedule}" + ("" if p == "float32" else f"_{p}")
+                results[key] = res
+                print(f"ipc 10 iteration, {schedule}, {p}: {res['seconds']:.1f} s "
+                      f"({res['network_steps']} network steps)", flush=True)
         fixed = results["iteration_ipc10_fixed"]["seconds"]
         adaptive = results["iteration_ipc10_adaptive"]["seconds"]
         results["adaptive_over_fixed"] = adaptive / fixed
@@ -166,17 +225,29 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    floor_s = step["floor_s"]
     rows = [
-        "| measurement | seconds | ratio |",
-        "|---|---|---|",
-        f"| floor: 10 x fwd+bwd, 256 real images each | {step['floor_s']:.3f} | 1.00 |",
-        f"| matching step, ipc 1 | {step['step_s']:.3f} | {step['ratio']:.2f} x floor |",
+        "| measurement | precision | seconds | ratio to the float32 floor | ratio to float32 |",
+        "|---|---|---|---|---|",
+        f"| floor: 10 x fwd+bwd, 256 real images each | float32 | {floor_s:.3f} | 1.00 | |",
     ]
+    for p in precisions:
+        s = step[p]["step_s"]
+        rows.append(f"| matching step = iteration, ipc 1 | {p} | {s:.3f} | {s / floor_s:.2f} | "
+                    f"{s / step['float32']['step_s']:.2f} |")
     if not args.skip_ipc10:
-        rows += [
-            f"| iteration, ipc 10, fixed (T=10, zeta=50) | {fixed:.1f} | 1.00 |",
-            f"| iteration, ipc 10, adaptive (eq. 12) | {adaptive:.1f} | {adaptive / fixed:.2f} x fixed |",
-        ]
+        for schedule, label in (("fixed", "fixed (T=10, zeta=50)"), ("adaptive", "adaptive (eq. 12)")):
+            base = results[f"iteration_ipc10_{schedule}"]["seconds"]
+            for p in precisions:
+                s = results[f"iteration_ipc10_{schedule}" + ("" if p == "float32" else f"_{p}")]["seconds"]
+                rows.append(f"| iteration, ipc 10, {label} | {p} | {s:.1f} | {s / floor_s:.1f} | {s / base:.2f} |")
+        rows.append(f"\nadaptive / fixed (float32): {adaptive / fixed:.2f}")
+    if args.profile:
+        for p in precisions:
+            rows += ["", f"Where a matching step's time goes, {p} (self CPU time per step):", "",
+                     "| operator | ms | share |", "|---|---|---|"]
+            rows += [f"| `{r['op']}` | {r['self_ms']:.0f} | {100 * r['share']:.0f}% |"
+                     for r in results["profile_ipc1"][p]]
     header = (f"Machine: {machine['processor']}, {machine['cpu_count']} cores, {machine['torch_threads']} "
               f"torch threads, torch {machine['torch']}, device {machine['device']}. "
               f"Median of {args.repeats} matching steps; one iteration per schedule.\n\n")

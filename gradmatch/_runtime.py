@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-__all__ = ["resolve_device", "seed_from", "make_generator", "isolated_rng"]
+__all__ = ["resolve_device", "seed_from", "make_generator", "isolated_rng", "resolve_precision", "cpu_has_bf16",
+           "PRECISIONS"]
 
 
 def resolve_device(device) -> torch.device:
@@ -50,3 +51,41 @@ def isolated_rng(seed: int, device: torch.device):
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(int(seed) % (2**63))
         yield
+
+
+#: Values of the condenser's ``precision`` parameter.
+PRECISIONS = ("float32", "bf16")
+
+#: CPU feature flags (Linux ``/proc/cpuinfo``) that give bf16 arithmetic in hardware.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU does bf16 arithmetic in hardware (AVX512-BF16 or AMX), as far as we can tell.
+
+    Reads the flags of ``/proc/cpuinfo``; elsewhere (no such file) answers
+    False, so bf16 is never chosen on a CPU that would emulate it slowly.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in BF16_CPU_FLAGS) and torch.backends.mkldnn.is_available()
+
+
+def resolve_precision(precision, device: torch.device) -> tuple[str, str | None]:
+    """The precision to run with on ``device``, and a warning when bf16 falls back to float32."""
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        valid = ", ".join(map(repr, PRECISIONS))
+        raise ValueError(f"unknown precision {precision!r}: valid values are {valid}")
+    if precision == "float32":
+        return precision, None
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "bf16", None
+        return "float32", f"precision='bf16' asked for, but {torch.cuda.get_device_name(device)} has no bf16 support"
+    if device.type == "cpu" and cpu_has_bf16():
+        return "bf16", None
+    return "float32", (f"precision='bf16' asked for, but this {device.type} has no bf16 hardware "
+                       f"(CPU flags {' or '.join(BF16_CPU_FLAGS)}); running in float32")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ._base import BaseReducer
-from ._runtime import isolated_rng, make_generator, resolve_device, seed_from
+from ._runtime import isolated_rng, make_generator, resolve_device, resolve_precision, seed_from
 from .augment import make_augment
 from .checkpoint import checkpoint_path, fingerprint, load_checkpoint, save_checkpoint
 from .data import ClassPools, DatasetPools, Normalization, channel_range, channel_stats
@@ -154,6 +154,19 @@ class GradientMatchingCondenser(BaseReducer):
         :class:`~gradmatch.augment.DSA` sets their strengths. Needs images
         (not flat features without ``input_shape``). Evaluate such sets with
         the same augmentation (``evaluate_set(..., augment=...)``).
+    precision : {"float32", "bf16"}, default="float32"
+        Arithmetic of the real-gradient pass, which is most of a matching
+        step's work: ``"float32"`` (the paper's setting) or ``"bf16"``
+        (bfloat16: a bf16 copy of the network and the real batch on the CPU,
+        autocast on CUDA; the gradients come back as float32 and everything
+        else stays float32). Needs bf16 hardware (AVX512-BF16 or AMX CPUs,
+        CUDA GPUs from Ampere on); elsewhere it warns and runs in float32.
+        See the performance page for what it gains and what it costs.
+    compile : bool, default=False
+        Run the real-gradient pass through ``torch.compile`` (a shadow copy of
+        the network, compiled once per fit: tens of seconds, then faster
+        matching steps). Needs a working C++ compiler on the CPU. It changes
+        float rounding, not the algorithm.
     model : str or callable, default="auto"
         Network: DC's ConvNet for images and DC's MLP for flat features
         (``"auto"``); a name from :data:`gradmatch.networks.MODELS`
@@ -232,6 +245,8 @@ class GradientMatchingCondenser(BaseReducer):
         A sharded run interrupted by Ctrl-C keeps only its checkpoints.
     n_ranks_ : int
         Processes the classes were sharded over (1: not sharded).
+    precision_ : str
+        The precision used (``"float32"`` after a fallback from ``"bf16"``).
 
     Examples
     --------
@@ -265,6 +280,8 @@ class GradientMatchingCondenser(BaseReducer):
         batch_train=256,
         init="noise",
         augment=None,
+        precision="float32",
+        compile=False,
         model="auto",
         input_shape=None,
         normalization="auto",
@@ -293,6 +310,8 @@ class GradientMatchingCondenser(BaseReducer):
         self.batch_train = batch_train
         self.init = init
         self.augment = augment
+        self.precision = precision
+        self.compile = compile
         self.model = model
         self.input_shape = input_shape
         self.normalization = normalization
@@ -353,6 +372,7 @@ class GradientMatchingCondenser(BaseReducer):
         check_ipc(self.ipc)
         check_match(self.match)
         make_augment(self.augment)
+        resolve_precision(self.precision, torch.device("cpu"))  # the name; the hardware is checked in fit
         make_distance(self.distance)
         make_schedule(self.schedule, 1)
         check_model(self.model) if self.model != "auto" else None
@@ -363,16 +383,17 @@ class GradientMatchingCondenser(BaseReducer):
     #: Parameters that do not change the synthetic set of a given iteration, so a
     #: checkpoint stays valid when they change (iterations: a longer run continues).
     _NOT_FINGERPRINTED = ("iterations", "verbose", "callback", "checkpoint", "checkpoint_every",
-                          "warm_start", "device", "in_memory", "distributed")
+                          "warm_start", "device", "in_memory", "distributed", "compile")
 
     #: Parameters added after checkpoints were first written, with their defaults:
     #: left out of the fingerprint at that default, so older checkpoints stay valid.
-    _ADDED_LATER = {"augment": None}
+    _ADDED_LATER = {"augment": None, "precision": "float32"}
 
     def _fingerprint_params(self) -> dict:
         return {k: v for k, v in self.get_params(deep=False).items()
                 if k not in self._NOT_FINGERPRINTED
-                and not (k in self._ADDED_LATER and v is self._ADDED_LATER[k])}
+                and not (k in self._ADDED_LATER and type(v) is type(self._ADDED_LATER[k])
+                         and v == self._ADDED_LATER[k])}
 
     def _starting_state(self, data: PreparedData, ckpt, fp) -> dict | None:
         """Where a fit starts: the previous fit (warm_start), a checkpoint, or scratch."""
@@ -401,6 +422,13 @@ class GradientMatchingCondenser(BaseReducer):
         settings.class_weights = self.class_weights_.tolist()
         model = resolve_model(self.model, data.layout.image_shape)
         device = resolve_device(self.device)
+        settings.precision, fallback = resolve_precision(self.precision, device)
+        if fallback:
+            warnings.warn(fallback, UserWarning, stacklevel=4)
+        self.precision_ = settings.precision
+        if not isinstance(self.compile, bool):
+            raise TypeError(f"compile must be True or False, got {self.compile!r}")
+        settings.compile = self.compile
         norm = resolve_normalization(self.normalization, data)
         shape = data.layout.internal_shape
         seed = seed_from(self.random_state)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from copy import deepcopy
 from dataclasses import dataclass, field
 
 import torch
@@ -69,12 +70,16 @@ class LoopSettings:
     overfit_batch: int = 256
     #: Differentiable augmentation (gradmatch.augment.DSA) or None.
     augment: object = None
+    #: "bf16": the real-gradient pass in bfloat16 (see ``CondensationLoop.real_gradients``).
+    precision: str = "float32"
+    #: torch.compile the network of the real-gradient pass.
+    compile: bool = False
 
 
 def class_gradients(net: nn.Module, params: Sequence[torch.Tensor], x: torch.Tensor,
                     y: torch.Tensor, create_graph: bool) -> tuple[torch.Tensor, ...]:
     """Gradient of the mean cross-entropy of ``net`` on ``(x, y)`` w.r.t. ``params``."""
-    loss = _CE(net(x), y)
+    loss = _CE(net(x).float(), y)  # the loss in float32 whatever the network's precision
     grads = torch.autograd.grad(loss, params, create_graph=create_graph)
     return grads if create_graph else tuple(g.detach() for g in grads)
 
@@ -182,9 +187,51 @@ class CondensationLoop:
         for m in bns:
             m.eval()
 
+    def low_precision(self, net: nn.Module):
+        """The network the real-gradient pass runs, when it is not ``net`` itself.
+
+        A shadow copy of the network, made once per run and loaded with
+        ``net``'s weights at every matching step (the network changes only
+        between them): in bfloat16 for ``precision="bf16"`` on the CPU, and
+        compiled with ``torch.compile`` when ``compile=True`` (one compilation
+        per run, since every iteration's network has the same architecture).
+        Returns ``(callable, parameters)`` or None.
+        """
+        s = self.settings
+        cpu_bf16 = s.precision == "bf16" and self.pools.device.type != "cuda"
+        if not (cpu_bf16 or s.compile):
+            return None
+        if getattr(self, "_shadow", None) is None:
+            self._shadow = deepcopy(net).to(torch.bfloat16 if cpu_bf16 else torch.float32)
+            self._shadow_call = torch.compile(self._shadow) if s.compile else self._shadow
+        else:
+            with torch.no_grad():
+                self._shadow.load_state_dict(net.state_dict())  # casts to the shadow's dtype
+        for mine, theirs in zip(self._shadow.modules(), net.modules()):
+            mine.training = theirs.training  # e.g. BatchNorm frozen in eval mode
+        return self._shadow_call, [p for p in self._shadow.parameters() if p.requires_grad]
+
+    def real_gradients(self, net: nn.Module, params: Sequence[torch.Tensor], x: torch.Tensor,
+                       y: torch.Tensor, low=None) -> tuple[torch.Tensor, ...]:
+        """Gradients of a real batch: in float32, or with ``precision="bf16"`` in bfloat16.
+
+        Only this pass (most of a matching step's work) changes precision; its
+        gradients come back as float32 and everything after them, including
+        the synthetic side, stays float32.
+        """
+        if low is not None:
+            net, params = low
+        dtype = params[0].dtype
+        if self.settings.precision == "bf16" and x.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return class_gradients(net, params, x, y, create_graph=False)
+        grads = class_gradients(net, params, x.to(dtype), y, create_graph=False)
+        return grads if dtype == torch.float32 else tuple(g.float() for g in grads)
+
     def matching_step(self, net: nn.Module, params: Sequence[torch.Tensor]) -> float:
         """One update of the synthetic set; returns the matching loss."""
         s = self.settings
+        low = self.low_precision(net)
         n_classes = self.pools.n_classes
         weights = s.class_weights if s.class_weights is not None else [1.0 / n_classes] * n_classes
         g_real, g_syn, w_own = [], [], []
@@ -201,7 +248,7 @@ class CondensationLoop:
             xs = self.syn[sl]
             if draw is not None:
                 xr, xs = s.augment.apply(xr, draw), s.augment.apply(xs, draw)
-            g_real.append(class_gradients(net, params, xr, yr, create_graph=False))
+            g_real.append(self.real_gradients(net, params, xr, yr, low))
             g_syn.append(class_gradients(net, params, xs, self.syn_labels[sl], create_graph=True))
             w_own.append(weights[c])
         sharded = self.shard is not None

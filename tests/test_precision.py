@@ -1,0 +1,99 @@
+"""precision="bf16": the real-gradient pass in bfloat16, everything else float32."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import gradmatch._runtime as runtime
+from gradmatch import GradientMatchingCondenser
+from gradmatch._runtime import cpu_has_bf16, resolve_precision
+from gradmatch.engine import class_gradients
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+needs_bf16 = pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 hardware")
+
+
+def _fit(X, y, fast, **params):
+    return GradientMatchingCondenser(**{**fast, "model": "convnet", "matching_steps": 2,
+                                        "network_steps": 1, **params}).fit(X, y)
+
+
+def test_unknown_precision_lists_the_valid_ones(digits, fast):
+    X, y = digits
+    with pytest.raises(ValueError, match="unknown precision 'fp16': valid values are 'float32', 'bf16'"):
+        GradientMatchingCondenser(precision="fp16", **fast).fit(X, y)
+
+
+def test_without_bf16_hardware_it_warns_and_runs_float32(digits, fast, monkeypatch):
+    X, y = digits
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="no bf16 hardware.*running in float32"):
+        low = _fit(X, y, fast, precision="bf16")
+    assert low.precision_ == "float32"
+    np.testing.assert_array_equal(low.X_syn_, _fit(X, y, fast).X_syn_)
+
+
+def test_float32_is_the_default_and_does_not_warn(digits, fast):
+    X, y = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cond = _fit(X, y, fast)
+    assert cond.precision_ == "float32"
+    assert resolve_precision("float32", torch.device("cpu")) == ("float32", None)
+
+
+@needs_bf16
+def test_bf16_real_gradients_are_close_to_float32(digits):
+    """Per weight tensor (what the distances compare), bf16 gradients point the same way."""
+    from gradmatch.engine import CondensationLoop  # noqa: F401  (the method under test lives there)
+    from gradmatch.networks import build_model
+
+    X, y = digits
+    torch.manual_seed(0)
+    net = build_model("convnet", (1, 8, 8), 10)
+    params = [p for p in net.parameters() if p.requires_grad]
+    x = torch.as_tensor(X[:64], dtype=torch.float32).unsqueeze(1)
+    x = (x - x.mean()) / x.std()
+    labels = torch.as_tensor(y[:64])
+    before = [p.detach().clone() for p in params]
+
+    class Stub:  # the loop's real-gradient pass needs only its settings and device
+        settings = type("S", (), {"precision": "bf16", "compile": False})()
+        pools = type("P", (), {"device": torch.device("cpu")})()
+
+    loop = Stub()
+    low = CondensationLoop.low_precision(loop, net)
+    assert all(p.dtype == torch.bfloat16 for p in low[1])
+    got = CondensationLoop.real_gradients(loop, net, params, x, labels, low)
+    want = class_gradients(net, params, x, labels, create_graph=False)
+    for g, w, p, b in zip(got, want, params, before):
+        assert g.dtype == torch.float32 and g.shape == w.shape
+        assert torch.equal(p, b)  # the float32 network is untouched
+        if w.dim() >= 2:
+            assert F.cosine_similarity(g.flatten(), w.flatten(), dim=0) > 0.99
+            assert not torch.equal(g, w)  # really computed in bf16
+
+
+@needs_bf16
+def test_bf16_fit_is_reproducible_and_differs_from_float32(digits, fast):
+    X, y = digits
+    a = _fit(X, y, fast, precision="bf16")
+    b = _fit(X, y, fast, precision="bf16")
+    f = _fit(X, y, fast)
+    assert a.precision_ == "bf16"
+    np.testing.assert_array_equal(a.X_syn_, b.X_syn_)
+    assert not np.array_equal(a.X_syn_, f.X_syn_)
+    assert a.X_syn_.dtype == f.X_syn_.dtype and np.all(np.isfinite(a.X_syn_))
+
+
+def test_float32_checkpoints_keep_their_fingerprint(digits, fast):
+    """precision joined later: at its default it leaves the fingerprint as it was."""
+    default = GradientMatchingCondenser(**fast)._fingerprint_params()
+    assert "precision" not in default and "augment" not in default
+    assert GradientMatchingCondenser(precision="bf16", **fast)._fingerprint_params()["precision"] == "bf16"
