@@ -56,6 +56,8 @@ CONDENSERS = {
     "interleaved": dict(VARIANTS["dc"], match="interleaved"),
     # Beyond the paper (issue 7): DSA in the matching steps and the network steps.
     **{f"{name}+dsa": dict(VARIANTS[name], augment="dsa") for name in ("dc", "md", "mda")},
+    # Issue 8: MD with the real-gradient pass in bfloat16.
+    "md-bf16": dict(VARIANTS["md"], precision="bf16"),
     # Table 2: multi-level matching with each distance (fixed schedule).
     **{f"m-{label}": dict(VARIANTS["m"], distance=spec) for label, spec in
        [("l2", "l2"), ("sse", "sse"), ("100mse", "100*mse"), ("cos+sse", "cos+sse"),
@@ -147,10 +149,13 @@ def make_budget(name: str) -> Budget:
         # sets are re-evaluated that way too, to separate the two effects.
         cells += [Cell(m, 1, 100, 2, 5, DSA_EVAL_EPOCHS, eval_augment="dsa") for m in ("dc+dsa", "md+dsa")]
         cells += [Cell("md@dsa-eval", 1, 100, 2, 5, DSA_EVAL_EPOCHS, eval_augment="dsa", reuse_sets=True)]
+        # bf16 against float32 (issue 8): MD at ipc 1, and an indicative ipc-10 cell.
+        cells += [Cell("md-bf16", 1, 100, 2, 5, 300)]
         cells += [Cell(m, 1, 100, 2, 5, 300) for m in t13[4:]]
         cells += [Cell(m, 1, 100, 1, 5, 300) for m in t2_only]
         cells += [Cell(m, 10, 10, 1, 3, 300, indicative=True) for m in ("dc", "md", "mda")]
         cells += [Cell("mda+dsa", 10, 10, 1, 3, DSA_EVAL_EPOCHS, indicative=True, eval_augment="dsa")]
+        cells += [Cell("md-bf16", 10, 10, 1, 3, 300, indicative=True)]
         return Budget("cpu", "fashion-mnist", cells, whole_epochs=2)
     if name == "paper":
         cells = []
@@ -330,6 +335,12 @@ def report(budget: Budget, out: Path) -> str:
         lines += [row(*r) for r in TABLE_DSA] + [""]
         lines += _pair_table(st, [("md+dsa", "md"), ("md+dsa", "md@dsa-eval"), ("md+dsa", "dc+dsa"),
                                   ("dc+dsa", "dc")])
+    if any(c.method == "md-bf16" for c in budget.cells):
+        lines += ["## Precision: the real-gradient pass in bfloat16", "",
+                  "Ours-MD with `precision=\"bf16\"` beside float32 (the paper's setting); the same "
+                  "seeds, so the sets differ only by the arithmetic.", "", head, sep,
+                  row("Ours-MD, float32", "md", {}), row("Ours-MD, bf16", "md-bf16", {}), ""]
+        lines += _pair_table(st, [("md-bf16", "md")])
     return "\n".join(lines)
 
 
