@@ -344,6 +344,56 @@ def report(budget: Budget, out: Path) -> str:
     return "\n".join(lines)
 
 
+def write_plots(budget: Budget, out: Path) -> list[Path]:
+    """Bar charts of the finished ipc-1 cells and a picture of each method's first set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gradmatch.plotting import plot_accuracies, plot_image_grid
+
+    def accs(method, ipc=1):
+        path = out / "cells" / f"ipc{ipc}-{method}.json"
+        if not path.exists():
+            return None
+        values = [a for s in json.loads(path.read_text())["sets"] for a in s["accuracies"]]
+        return values or None
+
+    written = []
+    charts = [("ipc1-table3.png", "Table 3 at ipc 1 (ours)", [(label, m) for label, m, _ in TABLE3],
+               {"paper, DC": 0.705, "paper, Ours-MD": 0.714}),
+              ("ipc1-table1.png", "Table 1 at ipc 1 (ours)", [(label, m) for label, m, _ in TABLE1],
+               {"paper, multi-level": 0.706}),
+              ("ipc1-dsa.png", "with DSA at ipc 1 (ours)", [(label, m) for label, m, _ in TABLE_DSA],
+               {"published DSA (DC+DSA)": DSA_PAPER[1] / 100}),
+              ("ipc1-precision.png", "float32 and bf16 at ipc 1 (ours)",
+               [("Ours-MD, float32", "md"), ("Ours-MD, bf16", "md-bf16")], None)]
+    known = {c.key for c in budget.cells}
+    for name, title, rows, reference in charts:
+        results = {label: accs(m) for label, m in rows if f"ipc1-{m}" in known}
+        results = {k: v for k, v in results.items() if v}
+        if len(results) < 2:
+            continue
+        fig = plot_accuracies(results, title=f"{budget.dataset}, {title}", reference=reference)
+        fig.set_size_inches(max(6.0, 1.4 * len(results)), 4.5)
+        fig.savefig(out / name, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        written.append(out / name)
+    firsts = sorted((out / "sets").glob("ipc1-*-set0.npz")) if (out / "sets").exists() else []
+    if firsts:
+        fig, axes = plt.subplots(1, len(firsts), figsize=(1.4 * len(firsts) + 1, 6), squeeze=False)
+        for ax, path in zip(axes[0], firsts):
+            saved = load_set(path)
+            plot_image_grid(saved.X, saved.y, image_shape=saved.input_shape, ax=ax,
+                            title=path.stem.split("-", 1)[1].rsplit("-set", 1)[0])
+        fig.suptitle(f"{budget.dataset}, ipc 1: the first set of each method")
+        fig.savefig(out / "ipc1-sets.png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        written.append(out / "ipc1-sets.png")
+    return written
+
+
 def _pair_table(st: dict, pairs) -> list[str]:
     """Differences at ipc 1 against twice their pooled standard error."""
     lines = ["| pair | difference (points) | 2 x standard error | beyond noise? |", "|---|---|---|---|"]
@@ -393,6 +443,8 @@ def main(argv=None) -> int:
             run_whole(budget, data, out)
     text = report(budget, out)
     (out / "tables.md").write_text(text)
+    for path in write_plots(budget, out):
+        print(f"wrote {path}")
     print(text)
     return 0
 
