@@ -43,6 +43,8 @@ def test_smoke_budget_runs_saves_cells_and_resumes(tmp_path):
         assert heading in tables
     assert "| Ours-MD |" in tables and "71.4" in tables  # ours beside the paper's figure
     assert "| DC+DSA |" in tables and "70.6" in tables and "| md+dsa vs md |" in tables
+    for png in ("ipc1-table3.png", "ipc1-sets.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
 
     # A rerun finds every cell finished: nothing is recomputed, the record is unchanged.
     second = run("--budget", "smoke", "--out", str(out), cwd=tmp_path)
