@@ -79,7 +79,10 @@ class LoopSettings:
 def class_gradients(net: nn.Module, params: Sequence[torch.Tensor], x: torch.Tensor,
                     y: torch.Tensor, create_graph: bool) -> tuple[torch.Tensor, ...]:
     """Gradient of the mean cross-entropy of ``net`` on ``(x, y)`` w.r.t. ``params``."""
-    loss = _CE(net(x).float(), y)  # the loss in float32 whatever the network's precision
+    out = net(x)
+    if out.dtype in (torch.bfloat16, torch.float16):
+        out = out.float()  # the loss in float32 when the network runs in half precision
+    loss = _CE(out, y)
     grads = torch.autograd.grad(loss, params, create_graph=create_graph)
     return grads if create_graph else tuple(g.detach() for g in grads)
 
