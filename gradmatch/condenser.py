@@ -373,6 +373,8 @@ class GradientMatchingCondenser(BaseReducer):
         check_match(self.match)
         make_augment(self.augment)
         resolve_precision(self.precision, torch.device("cpu"))  # the name; the hardware is checked in fit
+        if not isinstance(self.compile, (bool, np.bool_)):
+            raise TypeError(f"compile must be True or False, got {self.compile!r}")
         make_distance(self.distance)
         make_schedule(self.schedule, 1)
         check_model(self.model) if self.model != "auto" else None
@@ -426,9 +428,7 @@ class GradientMatchingCondenser(BaseReducer):
         if fallback:
             warnings.warn(fallback, UserWarning, stacklevel=4)
         self.precision_ = settings.precision
-        if not isinstance(self.compile, bool):
-            raise TypeError(f"compile must be True or False, got {self.compile!r}")
-        settings.compile = self.compile
+        settings.compile = bool(self.compile)
         norm = resolve_normalization(self.normalization, data)
         shape = data.layout.internal_shape
         seed = seed_from(self.random_state)

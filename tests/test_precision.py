@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
 
 import numpy as np
@@ -97,3 +98,22 @@ def test_float32_checkpoints_keep_their_fingerprint(digits, fast):
     default = GradientMatchingCondenser(**fast)._fingerprint_params()
     assert "precision" not in default and "augment" not in default
     assert GradientMatchingCondenser(precision="bf16", **fast)._fingerprint_params()["precision"] == "bf16"
+
+
+def test_compile_must_be_a_bool(digits, fast):
+    X, y = digits
+    with pytest.raises(TypeError, match="compile must be True or False, got 'yes'"):
+        GradientMatchingCondenser(compile="yes", **fast).fit(X, y)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile needs a C compiler on the CPU")
+def test_compiled_real_pass_gives_the_same_set_up_to_rounding(digits, fast):
+    """compile=True changes how the real-gradient pass is computed, not what it computes."""
+    X, y = digits
+    params = {**fast, "model": "mlp", "iterations": 2, "matching_steps": 2, "network_steps": 1,
+              "lr_syn": 0.01}
+    plain = GradientMatchingCondenser(**params).fit(X, y)
+    compiled = GradientMatchingCondenser(compile=True, **params).fit(X, y)
+    np.testing.assert_allclose(compiled.X_syn_, plain.X_syn_, rtol=0, atol=1e-4 * np.abs(plain.X_syn_).max())
+    assert not np.array_equal(compiled.X_syn_, GradientMatchingCondenser(**{**params, "random_state": 1}).fit(X, y).X_syn_)
