@@ -9,13 +9,20 @@ span several sessions. Identical configurations are computed once and shared
 between tables (Table 1's "multilevel" is Table 3's "Ours-M" and Table 2's
 "d1").
 
+Every set made is saved to ``<out>/sets/<key>-set<s>.npz``; each
+condensation checkpoints itself to ``<out>/checkpoints/`` every 10
+iterations (ignored by git). To carry a set in progress over to a fresh
+checkout, commit its checkpoint (``git add -f``); the rerun resumes from it.
+
 Budgets
 -------
 smoke   seconds, on scikit-learn digits (used by the test suite)
 cpu     Fashion-MNIST; every ipc-1 cell at K = 100 with 2 sets x 5 models for
         Tables 1 and 3 and 1 set x 5 models for the extra Table 2 distances;
         ipc-10 cells for DC, MD and MDA only at K = 10 with 1 set x 3 models
-        (indicative); about 5-7 hours on 2 CPU cores
+        (indicative); beyond the paper, DC+DSA and MD+DSA at ipc 1 and MDA+DSA
+        at ipc 10 (evaluated DSA's way), MD's sets re-evaluated DSA's way, and
+        MD with precision="bf16" at ipc 1 and 10; about 10 hours on 2 CPU cores
 paper   the full protocol (K = 1000, 2 sets x 50 models), for a GPU
 
 Usage::
