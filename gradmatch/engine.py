@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .data import ClassPools
 from .matching import matching_loss, rule_for_iteration
 from .schedules import Schedule
-from .sharding import ClassShard
+from .sharding import ClassShard, split_classes
 
 __all__ = ["LoopSettings", "CondensationLoop", "DivergenceError", "class_gradients"]
 
@@ -135,6 +135,10 @@ class CondensationLoop:
         owned = range(len(self.syn_counts)) if self.shard is None else self.shard.owned
         # This rank's rows of the full synthetic set, and each owned class's rows of self.syn.
         self.own_rows = slice(bounds[owned.start], bounds[owned.stop])
+        # Synthetic rows of every rank's block, for gathering the whole set.
+        self.block_sizes = ([self.n_syn] if self.shard is None else
+                            [bounds[b.stop] - bounds[b.start]
+                             for b in split_classes(len(self.syn_counts), self.shard.world_size)])
         start = bounds[owned.start]
         self.syn_slices = [slice(bounds[c] - start, bounds[c + 1] - start) if c in owned else None
                            for c in range(len(self.syn_counts))]
@@ -164,7 +168,7 @@ class CondensationLoop:
         """The whole synthetic set (collective when sharded), detached."""
         if self.shard is None:
             return self.syn.detach()
-        return self.shard.assemble(self.syn, self.own_rows, self.n_syn)
+        return self.shard.assemble(self.syn, self.block_sizes)
 
     # ------------------------------------------------------------------ parts
     def _fresh_network(self) -> nn.Module:
@@ -365,7 +369,7 @@ class CondensationLoop:
     def _assemble(self, local: torch.Tensor) -> torch.Tensor:
         if self.shard is None:
             return local
-        return self.shard.assemble(local, self.own_rows, self.n_syn)
+        return self.shard.assemble(local, self.block_sizes)
 
     @property
     def synthetic(self) -> torch.Tensor:
