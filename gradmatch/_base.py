@@ -14,17 +14,13 @@ from .validation import (
     PreparedData,
     check_ipc,
     ipc_per_class,
+    plain_label,
     prepare_training_data,
     to_output_labels,
     wrap_output,
 )
 
 __all__ = ["BaseReducer"]
-
-
-def _plain(label):
-    """A numpy scalar as the Python value it holds, for readable messages."""
-    return label.item() if isinstance(label, np.generic) else label
 
 
 class BaseReducer(BaseEstimator):
@@ -53,7 +49,7 @@ class BaseReducer(BaseEstimator):
         counts = data.class_counts
         small = [(data.classes[c], int(n), int(k)) for c, (n, k) in enumerate(zip(counts, wanted)) if n < k]
         if small:
-            listing = ", ".join(f"{_plain(label)!r} has {n}" + (f" (ipc {k})" if per_class else "")
+            listing = ", ".join(f"{plain_label(label)!r} has {n}" + (f" (ipc {k})" if per_class else "")
                                 for label, n, k in small[:10])
             asked = "its ipc" if per_class else f"ipc={self.ipc}"
             if self._small_class_is_error:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AUGMENT_OPS", "DSA_STRATEGY", "DSA", "DSAParams", "make_augment"]
+__all__ = ["AUGMENT_OPS", "DSA_STRATEGY", "DSA", "DSAParams", "make_augment", "check_augment_input"]
 
 #: The operation names a strategy string may join with ``"_"``.
 AUGMENT_OPS: tuple[str, ...] = ("color", "crop", "cutout", "flip", "scale", "rotate")
@@ -342,3 +342,11 @@ def make_augment(augment: None | str | DSA) -> DSA | None:
         except ValueError as err:
             raise ValueError(f"augment must be {accepted}; {err}") from None
     raise ValueError(f"augment must be {accepted}; got {augment!r}")
+
+
+def check_augment_input(augment: DSA | None, has_images: bool) -> DSA | None:
+    """``augment`` unchanged, or a clear error when it would be applied to flat features."""
+    if augment is not None and not has_images:
+        raise ValueError("augment needs images, but X is flat features: pass input_shape=(C, H, W) "
+                         "or image-shaped X, or set augment=None")
+    return augment

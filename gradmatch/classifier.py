@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._runtime import isolated_rng, make_generator, resolve_device, seed_from
-from .augment import make_augment
+from .augment import check_augment_input, make_augment
 from .data import Normalization
 from .networks import build_model, check_network_fits
 from .training import TrainRecipe, predict_logits, train_network
@@ -105,9 +105,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         recipe = self._recipe()
         device = resolve_device(self.device)
         data = prepare_training_data(X, y, self.input_shape)
-        if recipe.augment is not None and data.layout.image_shape is None:
-            raise ValueError("augment needs images, but X is flat features: pass input_shape=(C, H, W) "
-                             "or image-shaped X, or set augment=None")
+        check_augment_input(recipe.augment, data.layout.image_shape is not None)
         norm = self.normalization
         if isinstance(norm, dict):
             norm = (norm["mean"], norm["std"])

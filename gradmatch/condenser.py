@@ -10,7 +10,7 @@ import torch
 
 from ._base import BaseReducer
 from ._runtime import isolated_rng, make_generator, resolve_device, resolve_precision, seed_from
-from .augment import make_augment
+from .augment import check_augment_input, make_augment
 from .checkpoint import checkpoint_path, fingerprint, load_checkpoint, save_checkpoint
 from .data import ClassPools, DatasetPools, Normalization, channel_range, channel_stats
 from .distances import make_distance
@@ -343,12 +343,7 @@ class GradientMatchingCondenser(BaseReducer):
         if self.callback is not None and not callable(self.callback):
             raise TypeError(f"callback must be callable or None, got {type(self.callback).__name__}")
         lam = float(n_classes) if self.lam is None else check_positive_float(self.lam, "lam", allow_zero=True)
-        augment = make_augment(self.augment)
-        if augment is not None and not images:
-            raise ValueError(
-                "augment needs images, but X is flat features: pass input_shape=(C, H, W) "
-                "or image-shaped X, or set augment=None"
-            )
+        augment = check_augment_input(make_augment(self.augment), images)
         return dict(
             ipc=ipc,
             settings=LoopSettings(
@@ -472,8 +467,8 @@ class GradientMatchingCondenser(BaseReducer):
             ckpt = None
             if self.checkpoint is not None:
                 fp = fingerprint(data.images, data.labels, data.classes, self._fingerprint_params())
-                ckpt = (checkpoint_path(self.checkpoint, fp) if shard is None else
-                        checkpoint_path(self.checkpoint, fp, shard.rank, shard.world_size))
+                rank, world = (0, 1) if shard is None else (shard.rank, shard.world_size)
+                ckpt = checkpoint_path(self.checkpoint, fp, rank, world)
             state = self._starting_state(data, ckpt, fp if ckpt else None)
             if shard is not None and not shard.same_everywhere([-1 if state is None else state["iteration"]]):
                 raise RuntimeError(

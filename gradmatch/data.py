@@ -135,11 +135,15 @@ class ClassPools:
             rows = self._local[rows]
         return self.normalize(self.images[rows])
 
+    def _mine(self, rows: torch.Tensor) -> torch.Tensor:
+        """Which of the given (global) rows this rank holds."""
+        return self._local[rows] >= 0
+
     def take_partial(self, rows: torch.Tensor) -> torch.Tensor:
         """Like :meth:`take`, with zeros in place of other ranks' rows (to be summed over ranks)."""
-        if self._local is None:
+        if self.owned is None:
             return self.take(rows)
-        mine = self._local[rows] >= 0
+        mine = self._mine(rows)
         out = torch.zeros((rows.shape[0],) + self.image_shape, device=self.device)
         if bool(mine.any()):
             out[mine] = self.take(rows[mine])
@@ -239,15 +243,9 @@ class DatasetPools(ClassPools):
     def image_shape(self) -> tuple[int, ...]:
         return self.shape
 
-    def take_partial(self, rows: torch.Tensor) -> torch.Tensor:
-        if self.owned is None:
-            return self.take(rows)
+    def _mine(self, rows: torch.Tensor) -> torch.Tensor:
         labels = self._all_labels[rows]
-        mine = (labels >= self.owned.start) & (labels < self.owned.stop)
-        out = torch.zeros((rows.shape[0],) + self.shape, device=self.device)
-        if bool(mine.any()):
-            out[mine] = self.take(rows[mine])
-        return out
+        return (labels >= self.owned.start) & (labels < self.owned.stop)
 
     def take(self, rows: torch.Tensor) -> torch.Tensor:
         images, _ = self._stack(self.dataset, rows.cpu().tolist(), self._n)

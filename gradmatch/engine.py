@@ -166,9 +166,7 @@ class CondensationLoop:
 
     def full_synthetic(self) -> torch.Tensor:
         """The whole synthetic set (collective when sharded), detached."""
-        if self.shard is None:
-            return self.syn.detach()
-        return self.shard.assemble(self.syn, self.block_sizes)
+        return self._assemble(self.syn.detach())
 
     # ------------------------------------------------------------------ parts
     def _fresh_network(self) -> nn.Module:

@@ -108,9 +108,6 @@ class ClassShard:
     world_size: int
     owned: range
 
-    def owns(self, c: int) -> bool:
-        return c in self.owned
-
     # ------------------------------------------------------------ collectives
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
         """In-place sum over ranks (no autograd); returns ``tensor``."""

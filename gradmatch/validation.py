@@ -20,6 +20,7 @@ __all__ = [
     "PreparedData",
     "check_ipc",
     "ipc_per_class",
+    "plain_label",
     "check_positive_int",
     "check_positive_float",
     "check_input_shape",
@@ -95,7 +96,7 @@ def check_ipc(ipc) -> int | dict:
     if isinstance(ipc, Mapping):
         if len(ipc) == 0:
             raise ValueError("ipc is an empty dict: give {class: count} for every class of y, or an integer")
-        return {label: check_positive_int(count, f"ipc[{_plain_label(label)!r}]", 1)
+        return {label: check_positive_int(count, f"ipc[{plain_label(label)!r}]", 1)
                 for label, count in ipc.items()}
     if not isinstance(ipc, numbers.Integral) or isinstance(ipc, bool):
         raise TypeError(f"ipc must be an integer >= 1, got {ipc!r} ({type(ipc).__name__}); "
@@ -103,7 +104,8 @@ def check_ipc(ipc) -> int | dict:
     return check_positive_int(ipc, "ipc", 1)
 
 
-def _plain_label(label):
+def plain_label(label):
+    """A numpy scalar as the Python value it holds, for readable messages and dict keys."""
     return label.item() if isinstance(label, np.generic) else label
 
 
@@ -122,9 +124,9 @@ def ipc_per_class(ipc, classes: np.ndarray) -> np.ndarray:
     ipc = check_ipc(ipc)
     if not isinstance(ipc, dict):
         return np.full(len(classes), ipc, dtype=np.int64)
-    known = {_plain_label(c) for c in classes}
-    given = {_plain_label(k): v for k, v in ipc.items()}
-    missing = [_plain_label(c) for c in classes if _plain_label(c) not in given]
+    known = {plain_label(c) for c in classes}
+    given = {plain_label(k): v for k, v in ipc.items()}
+    missing = [plain_label(c) for c in classes if plain_label(c) not in given]
     unknown = [k for k in given if k not in known]
     if missing or unknown:
         parts = []
@@ -134,9 +136,9 @@ def ipc_per_class(ipc, classes: np.ndarray) -> np.ndarray:
             parts.append(f"{unknown[:10]!r} are not classes of y")
         raise ValueError(
             f"ipc as a dict must give a count for every class of y and only those: {'; '.join(parts)}. "
-            f"The classes are {[_plain_label(c) for c in classes][:20]!r}."
+            f"The classes are {[plain_label(c) for c in classes][:20]!r}."
         )
-    return np.array([given[_plain_label(c)] for c in classes], dtype=np.int64)
+    return np.array([given[plain_label(c)] for c in classes], dtype=np.int64)
 
 
 def check_positive_float(value, name: str, allow_zero: bool = False) -> float:
