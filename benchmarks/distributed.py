@@ -71,6 +71,7 @@ def worker(threads: int, iterations: int, out: Path) -> None:
               "fit_seconds": total, "rss_before": before, "peak_added": _status("VmHWM") - before}
     (out / f"rank{rank}.json").write_text(json.dumps(record))
     if world > 1:
+        dist.barrier()  # leave together: a one-sided teardown races in gloo
         dist.destroy_process_group()
 
 

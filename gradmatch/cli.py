@@ -392,10 +392,14 @@ def _launched_group(args):
         yield dist.get_rank()
         return
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    try:
-        yield dist.get_rank()
-    finally:
-        dist.destroy_process_group()
+    # An error propagates from here without tearing the group down: another
+    # rank may be waiting in a collective, and destroying the group under it
+    # can abort this process before the error is reported (torchrun then stops
+    # the other ranks). On success the ranks leave together, since one rank
+    # destroying its group while another still talks to it is a teardown race.
+    yield dist.get_rank()
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 def _condense(args) -> int:

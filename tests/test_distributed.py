@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,8 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "helpers" / "distributed_fit.py"
+#: What the worker prints before the traceback of a Python error.
+WORKER_ERROR = "distributed_fit: error on rank"
 
 BASE = dict(ipc=2, iterations=3, matching_steps=3, network_steps=2, schedule="fixed", batch_real=16,
             model="convnet", random_state=0, device="cpu", lr_syn=0.01)
@@ -59,7 +62,8 @@ TOLERANCE = {"first-step": 1e-4, "intra": 1e-4, "multilevel": 1e-2, "multilevel-
 
 
 def torchrun(args, cwd, nproc=2, timeout=300):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    # PYTHONFAULTHANDLER: a rank that dies by a signal prints where every thread was.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
            "--master-port", "0", *args]
     # --master-port 0 is not accepted everywhere; use a free port instead.
@@ -81,9 +85,22 @@ def sharded(tmp_path_factory, digits):
     np.save(folder / "y.npy", y)
     config = {"X": str(folder / "X.npy"), "y": str(folder / "y.npy"), "fits": FITS}
     (folder / "config.json").write_text(json.dumps(config))
-    proc = torchrun([str(WORKER), str(folder / "config.json"), str(folder)], cwd=folder)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    args = [str(WORKER), str(folder / "config.json"), str(folder)]
+    proc = torchrun(args, cwd=folder)
+    if proc.returncode != 0 and "(SIGABRT)" in proc.stderr and WORKER_ERROR not in proc.stderr:
+        # A rank killed by a signal with no Python error of ours: CI saw one
+        # SIGABRT ("terminate called without an active exception") in gloo
+        # that 30 local launches did not repeat. Report it and launch once
+        # more; a failure that repeats still fails the test.
+        warnings.warn(f"torchrun launch died by a signal; retrying once:\n{died(proc)}", RuntimeWarning)
+        proc = torchrun(args, cwd=folder)
+    assert proc.returncode == 0, died(proc)
     return folder
+
+
+def died(proc) -> str:
+    """What a failed launch printed: the ranks' output and the end of the launcher's."""
+    return f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-6000:]}"
 
 
 @pytest.mark.parametrize("name", list(FITS))

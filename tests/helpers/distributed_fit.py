@@ -9,7 +9,9 @@ Each fit's X_syn_ is saved as OUT_DIR/<name>-rank<r>.npy, with its n_ranks_.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +39,18 @@ def main() -> None:
             np.save(out / f"{name}-rank{rank}.npy", cond.X_syn_)
             (out / f"{name}-rank{rank}.json").write_text(json.dumps(
                 {"n_ranks": cond.n_ranks_, "loss": cond.history_["loss"], "n_iter": cond.n_iter_}))
-    finally:
-        dist.destroy_process_group()
+    except BaseException:
+        # Print before anything else: tearing the group down while the other
+        # rank waits in a collective can abort the process, and the traceback
+        # would be lost. torchrun then stops the other rank.
+        print(f"distributed_fit: error on rank {rank}", file=sys.stderr)
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+    # Leave together: one rank destroying its group while the other still
+    # talks to it is a teardown race in gloo.
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
