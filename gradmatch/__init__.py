@@ -5,22 +5,44 @@ Condense a labelled training set into a few synthetic samples per class
 ``RandomCoreset``), behind one scikit-learn style interface.
 """
 
-from ._version import __version__
-from .condenser import GradientMatchingCondenser
-from .engine import DivergenceError
-from .io import SyntheticSet, load_set, save_set
-from .pipeline import CondensedEstimator, ResampleAdapter
-from .selectors import Herding, RandomCoreset
+from __future__ import annotations
 
-__all__ = [
-    "__version__",
-    "GradientMatchingCondenser",
-    "Herding",
-    "RandomCoreset",
-    "DivergenceError",
-    "SyntheticSet",
-    "save_set",
-    "load_set",
-    "CondensedEstimator",
-    "ResampleAdapter",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+# The public names load their modules (and torch) on first use, so that
+# ``python -m gradmatch --help`` and ``import gradmatch`` alone stay quick.
+_EXPORTS = {
+    "GradientMatchingCondenser": ".condenser",
+    "Herding": ".selectors",
+    "RandomCoreset": ".selectors",
+    "DivergenceError": ".engine",
+    "SyntheticSet": ".io",
+    "save_set": ".io",
+    "load_set": ".io",
+    "CondensedEstimator": ".pipeline",
+    "ResampleAdapter": ".pipeline",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # for type checkers and IDEs, which do not run __getattr__
+    from .condenser import GradientMatchingCondenser
+    from .engine import DivergenceError
+    from .io import SyntheticSet, load_set, save_set
+    from .pipeline import CondensedEstimator, ResampleAdapter
+    from .selectors import Herding, RandomCoreset
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

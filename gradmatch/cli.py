@@ -155,9 +155,8 @@ def _feature_epochs(text: str):
 # ----------------------------------------------------------------------------- the parser
 def build_parser() -> argparse.ArgumentParser:
     """The ``gradmatch`` argument parser, with the subcommands condense, evaluate and show."""
+    from ._names import MATCH_RULES, MODELS
     from .datasets import DATASET_NAMES, FASHION_MNIST_DIR
-    from .matching import MATCH_RULES
-    from .networks import MODELS
     from .schedules import SCHEDULES
 
     parser = _Parser(

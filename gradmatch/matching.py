@@ -21,10 +21,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-__all__ = ["MATCH_RULES", "check_match", "union_gradient", "matching_loss", "rule_for_iteration"]
+from ._names import MATCH_RULES
 
-#: Valid values of the ``match`` parameter.
-MATCH_RULES = ("intra", "inter", "interleaved", "multilevel")
+__all__ = ["MATCH_RULES", "check_match", "union_gradient", "matching_loss", "rule_for_iteration"]
 
 Gradients = Sequence[torch.Tensor]
 

@@ -39,6 +39,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from ._names import MODELS
+
 __all__ = [
     "MODELS",
     "AlexNet",
@@ -54,9 +56,6 @@ __all__ = [
     "check_network_fits",
     "conv_output_size",
 ]
-
-#: Valid string values of the ``model`` parameter.
-MODELS = ("convnet", "mlp", "lenet", "alexnet", "vgg11", "vgg11bn", "resnet18", "resnet18bn")
 
 
 def conv_output_size(channels: int, size: int, depth: int = 3) -> int:

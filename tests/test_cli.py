@@ -272,6 +272,26 @@ def test_python_m_gradmatch_help(tmp_path):
     assert "condense" in proc.stdout and "evaluate" in proc.stdout and "show" in proc.stdout
 
 
+def test_help_and_package_import_do_not_load_torch():
+    # Help should be instant; the public names load their modules on first use.
+    code = ("import sys, gradmatch, gradmatch.cli as cli; "
+            "cli.build_parser().format_help(); print('torch' in sys.modules); "
+            "gradmatch.GradientMatchingCondenser; print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "True"]
+
+
+def test_package_exports_resolve():
+    import gradmatch
+
+    for name in gradmatch.__all__:
+        assert getattr(gradmatch, name) is not None
+        assert name in dir(gradmatch)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        gradmatch.nope  # noqa: B018
+
+
 def test_python_m_gradmatch_condense(tmp_path):
     proc = _run_module(["condense", "--out", "syn.npz", "--model", "mlp", "--schedule", "fixed",
                         "--matching-steps", "1", "--network-steps", "0", *TINY], tmp_path)
