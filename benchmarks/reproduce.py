@@ -84,6 +84,10 @@ TABLE3 = [("Random", "random", {1: 51.4, 10: 73.8, 50: 82.5}), ("Herding", "herd
           ("Ours-MD", "md", {1: 71.4, 10: 85.4, 50: 87.4}), ("Ours-MDO", "mdo", {10: 84.6, 50: 87.9}),
           ("Ours-MDA", "mda", {10: 84.2, 50: 87.9})]
 PAPER_WHOLE_SET = 93.5
+#: The paper's standard deviations for Table 3 on Fashion-MNIST (method -> by ipc).
+TABLE3_STD = {"random": {1: 3.8, 10: 0.7, 50: 0.7}, "herding": {1: 1.9, 10: 0.7, 50: 0.8},
+              "dc": {1: 0.6, 10: 0.4, 50: 0.4}, "m": {1: 0.7, 10: 0.3, 50: 0.2},
+              "md": {1: 0.6, 10: 0.3, 50: 0.2}, "mdo": {10: 0.3, 50: 0.2}, "mda": {10: 0.3, 50: 0.2}}
 #: DSA (Zhao and Bilen, ICML 2021), Fashion-MNIST ConvNet, ipc 1 / 10 / 50: DC+DSA in our terms.
 DSA_PAPER = {1: 70.6, 10: 84.6, 50: 88.7}
 #: Rows of the DSA table: (label, cell method, published figure by ipc or None).
@@ -92,6 +96,8 @@ TABLE_DSA = [("DC (no augmentation)", "dc", {}), ("Ours-MD (no augmentation)", "
              ("Ours-MD+DSA", "md+dsa", {}), ("Ours-MDA+DSA", "mda+dsa", {})]
 #: DSA's evaluation: augmented batches for 1000 epochs.
 DSA_EVAL_EPOCHS = 1000
+#: Random selections in the investigation of the Random baseline.
+RANDOM_SPREAD_SETS = 10
 
 
 @dataclass
@@ -109,6 +115,9 @@ class Cell:
     eval_augment: str | None = None
     #: Evaluate the saved sets of this cell's method instead of making new ones.
     reuse_sets: bool = False
+    #: Key of a cell with the same sets and protocol whose finished sets this
+    #: one starts from (the same seeds give the same sets and evaluations).
+    extends: str | None = None
 
     @property
     def key(self) -> str:
@@ -123,7 +132,7 @@ class Cell:
         """The settings a saved record must match; fields at their defaults are left
         out, so records written before a field existed stay valid."""
         d = asdict(self)
-        for name, default in (("eval_augment", None), ("reuse_sets", False)):
+        for name, default in (("eval_augment", None), ("reuse_sets", False), ("extends", None)):
             if d[name] == default:
                 del d[name]
         return d
@@ -146,7 +155,8 @@ def make_budget(name: str) -> Budget:
     if name == "smoke":
         cells = [Cell(m, 1, 2, 1, 1, 5) for m in ("random", "herding", "dc", "md")]
         cells += [Cell("md+dsa", 1, 2, 1, 1, 5, eval_augment="dsa"),
-                  Cell("md@dsa-eval", 1, 2, 1, 1, 5, eval_augment="dsa", reuse_sets=True)]
+                  Cell("md@dsa-eval", 1, 2, 1, 1, 5, eval_augment="dsa", reuse_sets=True),
+                  Cell("random@spread", 1, 2, 2, 1, 5, extends="ipc1-random")]
         return Budget("smoke", "digits", cells, whole_epochs=1, eval_jobs=1)
     if name == "cpu":
         # The headline cells first (Table 3's ordering, then DSA's question), so
@@ -166,6 +176,9 @@ def make_budget(name: str) -> Budget:
         # Tables 1 and 2.
         cells += [Cell(m, 1, 100, 2, 5, 300) for m in t13[4:]]
         cells += [Cell(m, 1, 100, 1, 5, 300) for m in t2_only]
+        # Investigation: Random ipc 1 came out 2.8 below the paper with 2
+        # selections; 10 selections measure how far it moves between them.
+        cells += [Cell("random@spread", 1, 100, RANDOM_SPREAD_SETS, 5, 300, extends="ipc1-random")]
         return Budget("cpu", "fashion-mnist", cells, whole_epochs=2)
     if name == "paper":
         cells = []
@@ -210,7 +223,7 @@ def run_cell(cell: Cell, data, out: Path, verbose: int, eval_jobs: int) -> dict:
     path = out / "cells" / f"{cell.key}.json"
     record = json.loads(path.read_text()) if path.exists() else None
     if record is None or record.get("budget") != cell.budget():
-        record = {"key": cell.key, "budget": cell.budget(), "sets": []}
+        record = {"key": cell.key, "budget": cell.budget(), "sets": _extended_sets(cell, out)}
     (X, y), (X_test, y_test) = data
     for s in range(len(record["sets"]), cell.sets):
         seed = 1000 * s
@@ -239,6 +252,20 @@ def run_cell(cell: Cell, data, out: Path, verbose: int, eval_jobs: int) -> dict:
         _atomic_write(path, record)
         print(f"  {cell.key} set {s + 1}/{cell.sets}: {result} (fit {fit_seconds:.0f} s)", flush=True)
     return record
+
+
+def _extended_sets(cell: Cell, out: Path) -> list:
+    """The finished sets of the cell that ``cell`` extends, when their protocol is the same."""
+    if cell.extends is None:
+        return []
+    path = out / "cells" / f"{cell.extends}.json"
+    if not path.exists():
+        return []
+    base = json.loads(path.read_text())
+    same = ("ipc", "iterations", "models", "epochs", "eval_augment")
+    if any(base["budget"].get(k) != cell.budget().get(k) for k in same):
+        return []
+    return base["sets"][: cell.sets]
 
 
 def _real_normalization(X) -> dict:
@@ -308,13 +335,14 @@ def report(budget: Budget, out: Path) -> str:
         f"ipc {c.ipc} {c.method}: K={c.iterations}, {c.sets} set(s) x {c.models} models, {c.epochs} epochs"
         + (" (indicative)" if c.indicative else "") for c in budget.cells), ""]
 
-    def row(label, method, paper, columns=ipcs):
+    def row(label, method, paper, columns=ipcs, paper_sd=None):
         cols = []
         for ipc in columns:
             key = f"ipc{ipc}-{method}"
             ours = _fmt(st.get(key), cells.get(key)) if key in cells else "-"
             p = paper.get(ipc) if isinstance(paper, dict) else paper
-            cols.append(f"{ours} | {p if p is not None else '-'}")
+            sd = (paper_sd or {}).get(ipc)
+            cols.append(f"{ours} | {'-' if p is None else p if sd is None else f'{p} +- {sd}'}")
         return f"| {label} | " + " | ".join(cols) + " |"
 
     head = "| method | " + " | ".join(f"ipc {i} ours | ipc {i} paper" for i in ipcs) + " |"
@@ -329,7 +357,7 @@ def report(budget: Budget, out: Path) -> str:
     if done:
         lines += ["Ordering, ours (ipc 1): " + " > ".join(l for l, _ in sorted(done, key=lambda t: -t[1])),
                   "Ordering, paper (SVHN): " + " > ".join(l for l, _, p in sorted(TABLE2, key=lambda t: -t[2])), ""]
-    lines += ["## Table 3: ablation", "", head, sep] + [row(*r) for r in TABLE3]
+    lines += ["## Table 3: ablation", "", head, sep] + [row(*r, paper_sd=TABLE3_STD.get(r[1])) for r in TABLE3]
     whole = sorted((out / "cells").glob("whole-*.json")) if (out / "cells").exists() else []
     whole_txt = "; ".join(
         f"ours {100 * np.mean(json.loads(p.read_text())['accuracies']):.1f} after "
@@ -348,13 +376,45 @@ def report(budget: Budget, out: Path) -> str:
         lines += [row(*r) for r in TABLE_DSA] + [""]
         lines += _pair_table(st, [("md+dsa", "md"), ("md+dsa", "md@dsa-eval"), ("md+dsa", "dc+dsa"),
                                   ("dc+dsa", "dc")])
+        if any(c.key == "ipc10-mda+dsa" for c in budget.cells):
+            lines += ["At ipc 10 (indicative: one set of each, so the spread between sets is not measured):", ""]
+            lines += _pair_table(st, [("mda+dsa", "mda"), ("mda+dsa", "md")], ipc=10, note=False)
     if any(c.method == "md-bf16" for c in budget.cells):
         lines += ["## Precision: the real-gradient pass in bfloat16", "",
                   "Ours-MD with `precision=\"bf16\"` beside float32 (the paper's setting); the same "
                   "seeds, so the sets differ only by the arithmetic.", "", head, sep,
                   row("Ours-MD, float32", "md", {}), row("Ours-MD, bf16", "md-bf16", {}), ""]
         lines += _pair_table(st, [("md-bf16", "md")])
+        if any(c.key == "ipc10-md-bf16" for c in budget.cells):
+            lines += ["At ipc 10 (indicative: one set of each, so the spread between sets is not measured):", ""]
+            lines += _pair_table(st, [("md-bf16", "md")], ipc=10, note=False)
+    spread = next((c for c in budget.cells if c.method == "random@spread"), None)
+    if spread is not None:
+        lines += _random_spread(st.get(spread.key), spread)
     return "\n".join(lines)
+
+
+def _random_spread(stats: dict | None, cell: Cell) -> list[str]:
+    """How far the Random baseline moves between selections, against the paper's figure."""
+    paper, paper_sd = TABLE3[0][2][cell.ipc], TABLE3_STD["random"][cell.ipc]
+    lines = [f"## Investigation: the Random baseline across selections (ipc {cell.ipc})", "",
+             f"Random came out below the paper with 2 selections. Here {cell.sets} random selections "
+             f"(seeds 0, 1000, ...; the first two are Table 3's) x {cell.models} ConvNets each, "
+             f"same protocol. Paper: {paper} +- {paper_sd}.", ""]
+    if stats is None:
+        return lines + ["(not run)", ""]
+    means = np.asarray(stats["set_means"])
+    sd = float(means.std(ddof=1)) if len(means) > 1 else float("nan")
+    se = sd / math.sqrt(len(means))
+    lines += [f"- selections done: {len(means)} of {cell.sets}"
+              + ("" if len(means) == cell.sets else " (partial)"),
+              f"- set means: {', '.join(f'{m:.1f}' for m in means)}",
+              f"- mean of the set means {means.mean():.1f}; spread between selections (sd) {sd:.1f}; "
+              f"standard error of the mean {se:.1f}; range {means.min():.1f} .. {means.max():.1f}",
+              f"- pooled over every network: {stats['mean']:.1f} +- {stats['std']:.1f}",
+              f"- paper {paper} minus ours: {paper - means.mean():+.1f} points = "
+              f"{(paper - means.mean()) / se:.1f} standard errors", ""]
+    return lines
 
 
 def write_plots(budget: Budget, out: Path) -> list[Path]:
@@ -407,12 +467,12 @@ def write_plots(budget: Budget, out: Path) -> list[Path]:
     return written
 
 
-def _pair_table(st: dict, pairs) -> list[str]:
-    """Differences at ipc 1 against twice their pooled standard error."""
-    lines = ["| pair | difference (points) | 2 x standard error | beyond noise? | set means | sets apart? |",
-             "|---|---|---|---|---|---|"]
+def _pair_table(st: dict, pairs, ipc: int = 1, note: bool = True) -> list[str]:
+    """Differences at one ipc against twice their pooled standard error."""
+    lines = [f"| pair (ipc {ipc}) | difference (points) | 2 x standard error | beyond noise? | set means "
+             "| sets apart? |", "|---|---|---|---|---|---|"]
     for a, b in pairs:
-        sa, sb = st.get(f"ipc1-{a}"), st.get(f"ipc1-{b}")
+        sa, sb = st.get(f"ipc{ipc}-{a}"), st.get(f"ipc{ipc}-{b}")
         if sa and sb:
             diff = sa["mean"] - sb["mean"]
             se = math.sqrt(sa["std"] ** 2 / sa["n"] + sb["std"] ** 2 / sb["n"])
@@ -424,7 +484,10 @@ def _pair_table(st: dict, pairs) -> list[str]:
             lines.append(f"| {a} vs {b} | {diff:+.1f} | {2 * se:.1f} | {verdict} | {means} | {apart} |")
         else:
             lines.append(f"| {a} vs {b} | (not run) | | | | |")
-    lines += ["", "The standard error treats every evaluation as independent; networks trained on "
+    lines += [""]
+    if not note:
+        return lines
+    lines += ["The standard error treats every evaluation as independent; networks trained on "
               "the same set are not, so with 2 sets it understates the spread between sets. Read "
               "a 'yes' close to the threshold with care. 'Sets apart' is the stricter check: "
               "every set of the first method scores above every set of the second (set means "

@@ -27,10 +27,11 @@ def test_smoke_budget_runs_saves_cells_and_resumes(tmp_path):
     assert first.returncode == 0, first.stderr[-2000:]
     cells = sorted(p.stem for p in (out / "cells").glob("*.json"))
     assert cells == ["ipc1-dc", "ipc1-herding", "ipc1-md", "ipc1-md+dsa", "ipc1-md@dsa-eval",
-                     "ipc1-random", "whole-1ep"]
+                     "ipc1-random", "ipc1-random@spread", "whole-1ep"]
     # Every set made is saved, and the DSA re-evaluation cell reuses MD's.
     sets = sorted(p.name for p in (out / "sets").glob("*.npz"))
-    assert sets == sorted(f"ipc1-{m}-set0.npz" for m in ("dc", "herding", "md", "md+dsa", "random"))
+    assert sets == sorted([f"ipc1-{m}-set0.npz" for m in ("dc", "herding", "md", "md+dsa", "random")]
+                          + ["ipc1-random-set1.npz"])  # the Random investigation's second selection
     reused = json.loads((out / "cells" / "ipc1-md@dsa-eval.json").read_text())
     assert reused["budget"]["reuse_sets"] and reused["budget"]["eval_augment"] == "dsa"
     assert "reuse_sets" not in json.loads((out / "cells" / "ipc1-dc.json").read_text())["budget"]
@@ -38,7 +39,14 @@ def test_smoke_budget_runs_saves_cells_and_resumes(tmp_path):
     assert record["budget"]["iterations"] == 2 and len(record["sets"]) == 1
     accs = record["sets"][0]["accuracies"]
     assert len(accs) == 1 and 0.0 <= accs[0] <= 1.0
+    # The Random investigation starts from Table 3's selection and adds one.
+    random = json.loads((out / "cells" / "ipc1-random.json").read_text())["sets"]
+    spread = json.loads((out / "cells" / "ipc1-random@spread.json").read_text())["sets"]
+    assert len(random) == 1 and len(spread) == 2 and spread[0] == random[0]
+    assert spread[1]["seed"] == 1000
+    assert first.stdout.count("ipc1-random@spread set") == 1  # only the new selection ran
     tables = (out / "tables.md").read_text()
+    assert "Investigation: the Random baseline" in tables and "selections done: 2 of 2" in tables
     for heading in ("Table 1", "Table 2", "Table 3", "Ordering at ipc 1", "with DSA"):
         assert heading in tables
     assert "| Ours-MD |" in tables and "71.4" in tables  # ours beside the paper's figure
