@@ -206,10 +206,13 @@ def make_reducer(cell: Cell, seed: int, verbose: int, checkpoint: Path | None = 
         return RandomCoreset(ipc=cell.ipc, random_state=seed)
     if method == "herding":
         return Herding(ipc=cell.ipc, random_state=seed, verbose=verbose)
-    # Checkpoints every 10 outer iterations: a session that ends mid-set loses
+    # Checkpoints every 10 outer iterations, every one when there are few (an
+    # ipc-10 iteration takes minutes): a session that ends mid-set loses
     # minutes, not the set (the resumed run gives the same set, see issue 4).
     return GradientMatchingCondenser(ipc=cell.ipc, iterations=cell.iterations, random_state=seed,
-                                     verbose=verbose, checkpoint=checkpoint, **CONDENSERS[method])
+                                     verbose=verbose, checkpoint=checkpoint,
+                                     checkpoint_every=max(1, min(10, cell.iterations // 10)),
+                                     **CONDENSERS[method])
 
 
 def machine_info() -> dict:
