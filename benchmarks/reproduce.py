@@ -264,9 +264,9 @@ def _extended_sets(cell: Cell, out: Path) -> list:
     path = out / "cells" / f"{cell.extends}.json"
     if not path.exists():
         return []
-    base = json.loads(path.read_text())
+    base, mine = json.loads(path.read_text()), cell.budget()
     same = ("ipc", "iterations", "models", "epochs", "eval_augment")
-    if any(base["budget"].get(k) != cell.budget().get(k) for k in same):
+    if any(base["budget"].get(k) != mine.get(k) for k in same):
         return []
     return base["sets"][: cell.sets]
 
@@ -379,27 +379,32 @@ def report(budget: Budget, out: Path) -> str:
         lines += [row(*r) for r in TABLE_DSA] + [""]
         lines += _pair_table(st, [("md+dsa", "md"), ("md+dsa", "md@dsa-eval"), ("md+dsa", "dc+dsa"),
                                   ("dc+dsa", "dc")])
-        if any(c.key == "ipc10-mda+dsa" for c in budget.cells):
-            lines += ["At ipc 10 (indicative: one set of each, so the spread between sets is not measured):", ""]
-            lines += _pair_table(st, [("mda+dsa", "mda"), ("mda+dsa", "md")], ipc=10, note=False)
+        lines += _ipc10_pairs(budget, st, [("mda+dsa", "mda"), ("mda+dsa", "md")])
     if any(c.method == "md-bf16" for c in budget.cells):
         lines += ["## Precision: the real-gradient pass in bfloat16", "",
                   "Ours-MD with `precision=\"bf16\"` beside float32 (the paper's setting); the same "
                   "seeds, so the sets differ only by the arithmetic.", "", head, sep,
                   row("Ours-MD, float32", "md", {}), row("Ours-MD, bf16", "md-bf16", {}), ""]
         lines += _pair_table(st, [("md-bf16", "md")])
-        if any(c.key == "ipc10-md-bf16" for c in budget.cells):
-            lines += ["At ipc 10 (indicative: one set of each, so the spread between sets is not measured):", ""]
-            lines += _pair_table(st, [("md-bf16", "md")], ipc=10, note=False)
+        lines += _ipc10_pairs(budget, st, [("md-bf16", "md")])
     spread = next((c for c in budget.cells if c.method == "random@spread"), None)
     if spread is not None:
         lines += _random_spread(st.get(spread.key), spread)
     return "\n".join(lines)
 
 
+def _ipc10_pairs(budget: Budget, st: dict, pairs) -> list[str]:
+    """The pair table at ipc 10 when the budget has the first pair's cell."""
+    if not any(c.key == f"ipc10-{pairs[0][0]}" for c in budget.cells):
+        return []
+    return (["At ipc 10 (indicative: one set of each, so the spread between sets is not measured):", ""]
+            + _pair_table(st, pairs, ipc=10, note=False))
+
+
 def _random_spread(stats: dict | None, cell: Cell) -> list[str]:
     """How far the Random baseline moves between selections, against the paper's figure."""
-    paper, paper_sd = TABLE3[0][2][cell.ipc], TABLE3_STD["random"][cell.ipc]
+    paper = next(p for _, m, p in TABLE3 if m == "random")[cell.ipc]
+    paper_sd = TABLE3_STD["random"][cell.ipc]
     lines = [f"## Investigation: the Random baseline across selections (ipc {cell.ipc})", "",
              f"Random came out below the paper with 2 selections. Here {cell.sets} random selections "
              f"(seeds 0, 1000, ...; the first two are Table 3's) x {cell.models} ConvNets each, "
