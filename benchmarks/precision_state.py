@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import os
+import platform
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gradmatch.data import ClassPools, Normalization  # noqa: E402
+from gradmatch.data import ClassPools, Normalization, channel_stats  # noqa: E402
 from gradmatch.datasets import FASHION_MNIST_DIR, load_fashion_mnist  # noqa: E402
 from gradmatch.io import load_set  # noqa: E402
 
@@ -102,7 +101,7 @@ def main(argv=None) -> int:
 
     (X, y), _ = load_fashion_mnist(args.data_dir)
     images = torch.as_tensor(np.asarray(X)).unsqueeze(1)
-    norm = Normalization((72.94,), (90.02,))
+    norm = channel_stats(images)  # the real data's, as the condenser uses
     pools = ClassPools(images, torch.as_tensor(np.asarray(y), dtype=torch.long), N_CLASSES, norm, "cpu")
     states = {"noise": torch.randn((IPC * N_CLASSES,) + SHAPE, generator=torch.Generator().manual_seed(0))}
     for path in args.sets:
