@@ -55,8 +55,8 @@ def load_state(path: str, norm: Normalization) -> torch.Tensor:
     saved = load_set(path)
     x = torch.as_tensor(np.asarray(saved.X), dtype=torch.float32).reshape((-1,) + SHAPE)
     order = np.argsort(np.asarray(saved.y), kind="stable")
-    x = x[torch.as_tensor(order)]
-    return (x - float(norm.mean[0])) / float(norm.std[0])
+    mean, std = norm.tensors("cpu")
+    return (x[torch.as_tensor(order)] - mean) / std
 
 
 def episode(pools: ClassPools, start: torch.Tensor, steps: int, ftz: bool, seed: int) -> dict:
@@ -68,14 +68,11 @@ def episode(pools: ClassPools, start: torch.Tensor, steps: int, ftz: bool, seed:
     net = ref._fresh_network()
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=ref.settings.lr_net)
-    times = {"float32": [], "bf16": [], "network": []}
-    if ftz:
-        times["bf16+ftz"] = []
+    variants = ["float32", "bf16"] + (["bf16+ftz"] if ftz else [])
+    times = {name: [] for name in variants + ["network"]}
     for t in range(steps):
         ref._set_batchnorm(net)
-        for name in times:
-            if name == "network":
-                continue
+        for name in variants:
             loop = loops[name.split("+")[0]]
             torch.set_flush_denormal(name.endswith("+ftz"))
             t0 = time.perf_counter()
