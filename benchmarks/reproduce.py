@@ -35,6 +35,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -54,6 +55,7 @@ from gradmatch.condenser import VARIANTS  # noqa: E402
 from gradmatch.datasets import FASHION_MNIST_DIR, load_digits_images, load_fashion_mnist  # noqa: E402
 from gradmatch.evaluation import evaluate_set  # noqa: E402
 from gradmatch.io import load_set, save_set  # noqa: E402
+from gradmatch.memory import freed_memory_is_kept, keep_freed_memory  # noqa: E402
 
 # ----------------------------------------------------------------- methods
 #: Condenser settings of each named method (the paper's Tables 1-3).
@@ -227,7 +229,8 @@ def machine_info() -> dict:
     return {"platform": platform.platform(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "gradmatch": __version__,
-            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+            "malloc": "keep-freed" if freed_memory_is_kept() else "default"}
 
 
 def run_cell(cell: Cell, data, out: Path, verbose: int, eval_jobs: int) -> dict:
@@ -525,6 +528,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="results folder (default docs/results/reproduce-<budget>)")
     parser.add_argument("--report", action="store_true", help="only write the tables from finished cells")
     parser.add_argument("--verbose", type=int, default=0)
+    parser.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
+                        help="run inside gradmatch.keep_freed_memory() (glibc; each set's record says "
+                             "which); sets recorded before 2026-12-01 ran without it")
     args = parser.parse_args(argv)
 
     budget = make_budget(args.budget)
@@ -538,14 +544,16 @@ def main(argv=None) -> int:
     if not args.report:
         print(f"budget {budget.name} on {budget.dataset}: {len(budget.cells)} cells; machine {machine_info()}", flush=True)
         data = load_data(budget.dataset, args.data_dir)
-        for cell in budget.cells:
-            if args.cells and cell.key not in args.cells:
-                continue
-            print(f"cell {cell.key}: K={cell.iterations}, {cell.sets} set(s) x {cell.models} models, "
-                  f"{cell.epochs} epochs", flush=True)
-            run_cell(cell, data, out, args.verbose, budget.eval_jobs)
-        if not args.cells:
-            run_whole(budget, data, out)
+        # The allocator changes seconds, never results: records say which ran.
+        with keep_freed_memory() if args.keep_freed_memory else contextlib.nullcontext():
+            for cell in budget.cells:
+                if args.cells and cell.key not in args.cells:
+                    continue
+                print(f"cell {cell.key}: K={cell.iterations}, {cell.sets} set(s) x {cell.models} models, "
+                      f"{cell.epochs} epochs", flush=True)
+                run_cell(cell, data, out, args.verbose, budget.eval_jobs)
+            if not args.cells:
+                run_whole(budget, data, out)
     text = report(budget, out)
     (out / "tables.md").write_text(text)
     for path in write_plots(budget, out):

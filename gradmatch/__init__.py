@@ -24,6 +24,7 @@ _EXPORTS = {
     "load_set": ".io",
     "CondensedEstimator": ".pipeline",
     "ResampleAdapter": ".pipeline",
+    "keep_freed_memory": ".memory",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs, which do not run __getattr__
     from .condenser import GradientMatchingCondenser
     from .engine import DivergenceError
     from .io import SyntheticSet, load_set, save_set
+    from .memory import keep_freed_memory
     from .pipeline import CondensedEstimator, ResampleAdapter
     from .selectors import Herding, RandomCoreset
 

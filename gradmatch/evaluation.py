@@ -8,6 +8,7 @@ from the small set.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +22,7 @@ from ._runtime import resolve_device
 from .classifier import NetworkClassifier
 from .augment import make_augment
 from .data import Normalization
+from .memory import freed_memory_is_kept, keep_freed_memory
 from .training import TrainRecipe
 from .validation import check_positive_int, prepare_images
 
@@ -49,11 +51,14 @@ def _labels(y) -> np.ndarray:
     return y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
 
 
-def _train_and_score(params: dict, X_set, y_set, X_test, y_test, threads: int | None) -> float:
+def _train_and_score(params: dict, X_set, y_set, X_test, y_test, threads: int | None,
+                     keep_memory: bool = False) -> float:
     if threads is not None:
         torch.set_num_threads(threads)
-    clf = NetworkClassifier(**params).fit(X_set, y_set)
-    return float(np.mean(clf.predict(X_test) == _labels(y_test)))
+    # A worker process follows the caller's keep_freed_memory block, if any.
+    with keep_freed_memory() if keep_memory else contextlib.nullcontext():
+        clf = NetworkClassifier(**params).fit(X_set, y_set)
+        return float(np.mean(clf.predict(X_test) == _labels(y_test)))
 
 
 def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normalization,
@@ -88,8 +93,10 @@ def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normaliz
         Seeds of the networks are ``random_state + i``.
     device : str, default="auto"
     n_jobs : int or None, default=1
-        Parallel CPU processes (joblib); each uses one torch thread. On a GPU
-        models run one after another in this process.
+        Parallel CPU processes (joblib); each uses one torch thread, and each
+        keeps freed memory when the call runs inside
+        :func:`gradmatch.memory.keep_freed_memory`. On a GPU models run one
+        after another in this process.
 
     Returns
     -------
@@ -120,7 +127,7 @@ def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normaliz
         # One torch thread per process: small networks do not gain from more.
         accs = Parallel(n_jobs=n_jobs)(
             delayed(_train_and_score)({**base, "device": "cpu", "random_state": seed},
-                                      X_set, y_set, X_test, y_test, 1)
+                                      X_set, y_set, X_test, y_test, 1, freed_memory_is_kept())
             for seed in seeds
         )
     else:

@@ -32,9 +32,10 @@ HELP_OPTIONS = {
     "condense": ["--dataset", "--data-dir", "--ipc", "--out", "--method", "--seed", "--quiet",
                  "--device", "--model", "--match", "--distance", "--schedule", "--iterations",
                  "--matching-steps", "--network-steps", "--lr-syn", "--lr-net", "--batch-real",
-                 "--init", "--checkpoint", "--checkpoint-every", "--features", "--feature-epochs"],
+                 "--init", "--checkpoint", "--checkpoint-every", "--features", "--feature-epochs",
+                 "--keep-freed-memory"],
     "evaluate": ["SET", "--dataset", "--data-dir", "--models", "--epochs", "--model", "--jobs",
-                 "--device", "--seed", "--json"],
+                 "--device", "--seed", "--json", "--keep-freed-memory"],
     "show": ["SET", "--out", "--title"],
 }
 
@@ -298,3 +299,18 @@ def test_python_m_gradmatch_condense(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "saved to syn.npz" in proc.stdout
     assert load_set(tmp_path / "syn.npz").X.shape == (10, 8, 8)
+
+
+@pytest.mark.parametrize("command", ["condense", "evaluate"])
+@pytest.mark.parametrize("flag, kept", [([], True), (["--no-keep-freed-memory"], False),
+                                        (["--keep-freed-memory"], True)])
+def test_commands_run_inside_keep_freed_memory_unless_told_not_to(command, flag, kept, monkeypatch, tmp_path):
+    import gradmatch.cli as cli
+    from gradmatch.memory import freed_memory_is_kept, glibc_available
+
+    seen = []
+    monkeypatch.setattr(cli, f"_{command}", lambda args: seen.append(freed_memory_is_kept()) or 0)
+    argv = [command] + (["--out", str(tmp_path / "s.npz")] if command == "condense" else [str(tmp_path / "s.npz")])
+    assert main(argv + flag) == 0
+    assert seen == [kept and glibc_available()]
+    assert not freed_memory_is_kept()  # restored when the command returns
