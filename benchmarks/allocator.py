@@ -41,7 +41,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gradmatch._runtime import cpu_has_bf16  # noqa: E402
+from gradmatch._runtime import cpu_description, cpu_has_bf16  # noqa: E402
 from gradmatch.memory import GLIBC_TUNABLES_KEEP, glibc_available, keep_freed_memory  # noqa: E402
 
 VARIANTS = ("default", "keep-freed", "tunables", "tcmalloc")
@@ -81,10 +81,13 @@ def worker(variant: str, repeats: int, ipc10: bool, threads: int, per_class: int
     active = keep.__enter__() if keep is not None else None
     try:
         pools = speed.fashion_shaped_pools(per_class, torch.device("cpu"))
-        step = speed.time_matching_step(pools, repeats, batch_real, ("float32", "bf16"))
-        out = {"floor_s": step["floor_s"], "float32_step_s": step["float32"]["step_s"],
-               "bf16_step_s": step["bf16"]["step_s"], "float32_all": step["float32"]["step_all"],
-               "bf16_all": step["bf16"]["step_all"], "floor_all": step["floor_all"]}
+        # bf16 only where the hardware does it: emulated bf16 would time something no one runs.
+        precisions = ("float32", "bf16") if cpu_has_bf16() else ("float32",)
+        step = speed.time_matching_step(pools, repeats, batch_real, precisions)
+        out = {"floor_s": step["floor_s"], "floor_all": step["floor_all"]}
+        for p in ("float32", "bf16"):
+            out[f"{p}_step_s"] = step[p]["step_s"] if p in step else None
+            out[f"{p}_all"] = step[p]["step_all"] if p in step else None
         if ipc10:
             out["ipc10_fixed_float32_s"] = speed.time_iteration(pools, 10, "fixed")["seconds"]
     finally:
@@ -138,7 +141,7 @@ def main(argv=None) -> int:
                 "batch_real": args.batch_real, "model": "ConvNet (DC)", "match": "multilevel", "distance": "cos+l2",
                 "tcmalloc": find_tcmalloc(), "tunables": GLIBC_TUNABLES_KEEP,
                 "bf16_hardware": cpu_has_bf16()}
-    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+    machine = {"platform": platform.platform(), "processor": cpu_description(),
                "cpu_count": os.cpu_count(), "torch": torch.__version__, "glibc": platform.libc_ver()[1]}
     print("settings:", json.dumps(settings))
     print("machine: ", json.dumps(machine), flush=True)
@@ -151,7 +154,8 @@ def main(argv=None) -> int:
             res = run_variant(v, envs[v], args)
             res.update(variant=v, round=r + 1)
             runs.append(res)
-            print(f"round {r + 1} {v}: float32 step {res['float32_step_s']:.2f} s, bf16 {res['bf16_step_s']:.2f} s, "
+            bf16 = "n/a" if res["bf16_step_s"] is None else f"{res['bf16_step_s']:.2f} s"
+            print(f"round {r + 1} {v}: float32 step {res['float32_step_s']:.2f} s, bf16 {bf16}, "
                   f"floor {res['floor_s']:.2f} s, {res['minor_faults'] / 1e6:.2f} M faults, "
                   f"peak {res['peak_rss_mib']:.0f} MiB"
                   + (f", ipc-10 iteration {res['ipc10_fixed_float32_s']:.1f} s" if args.ipc10 else ""), flush=True)
@@ -163,12 +167,13 @@ def main(argv=None) -> int:
         row = {"rounds": len(mine)}
         for key in ("floor_s", "float32_step_s", "bf16_step_s", "ipc10_fixed_float32_s", "minor_faults",
                     "system_cpu_s", "peak_rss_mib"):
-            if key in mine[0]:
+            if mine[0].get(key) is not None:
                 row[key] = statistics.median(x[key] for x in mine)
         # Ratios to the default float32 step of the same round, then the median.
         for key in ("float32_step_s", "bf16_step_s"):
-            row[key.replace("_s", "_ratio")] = statistics.median(
-                x[key] / ref[x["round"]]["float32_step_s"] for x in mine)
+            if mine[0].get(key) is not None:
+                row[key[: -len("_s")] + "_ratio"] = statistics.median(
+                    x[key] / ref[x["round"]]["float32_step_s"] for x in mine)
         if args.ipc10:
             row["ipc10_ratio"] = statistics.median(
                 x["ipc10_fixed_float32_s"] / ref[x["round"]]["ipc10_fixed_float32_s"] for x in mine)
@@ -182,8 +187,8 @@ def main(argv=None) -> int:
             + (" ipc-10 iteration s | ratio |" if args.ipc10 else "") + " minor faults | system CPU s | peak RSS MiB |")
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
     for v, s in summary.items():
-        cells = [v, f"{s['floor_s']:.2f}", f"{s['float32_step_s']:.2f}", f"{s['float32_step_ratio']:.2f}",
-                 f"{s['bf16_step_s']:.2f}", f"{s['bf16_step_ratio']:.2f}"]
+        bf16 = [f"{s['bf16_step_s']:.2f}", f"{s['bf16_step_ratio']:.2f}"] if "bf16_step_s" in s else ["-", "-"]
+        cells = [v, f"{s['floor_s']:.2f}", f"{s['float32_step_s']:.2f}", f"{s['float32_step_ratio']:.2f}", *bf16]
         if args.ipc10:
             cells += [f"{s['ipc10_fixed_float32_s']:.1f}", f"{s['ipc10_ratio']:.2f}"]
         cells += [f"{s['minor_faults'] / 1e6:.2f} M", f"{s['system_cpu_s']:.1f}", f"{s['peak_rss_mib']:.0f}"]
@@ -195,7 +200,9 @@ def main(argv=None) -> int:
               + ("; one ipc-10 fixed-schedule float32 iteration per process" if args.ipc10 else "")
               + ". Ratios: to the default allocator's float32 step (or iteration) of the same round. "
               "Faults, system CPU and peak memory are the whole process's, warm-up included."
-              + (f" Not available here: {', '.join(skipped)}." if skipped else "") + "\n\n")
+              + (f" Not available here: {', '.join(skipped)}." if skipped else "")
+              + ("" if settings["bf16_hardware"] else " This CPU has no bf16 hardware: no bf16 column.")
+              + "\n\n")
     out.with_suffix(".md").write_text(header + "\n".join(rows) + "\n")
     print("\n".join(rows))
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")

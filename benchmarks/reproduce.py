@@ -51,6 +51,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset, __version__  # noqa: E402
+from gradmatch._runtime import cpu_description, cpu_has_bf16  # noqa: E402
 from gradmatch.condenser import VARIANTS  # noqa: E402
 from gradmatch.datasets import FASHION_MNIST_DIR, load_digits_images, load_fashion_mnist  # noqa: E402
 from gradmatch.evaluation import evaluate_set  # noqa: E402
@@ -230,7 +231,16 @@ def machine_info() -> dict:
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "gradmatch": __version__,
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-            "malloc": "keep-freed" if freed_memory_is_kept() else "default"}
+            "malloc": "keep-freed" if freed_memory_is_kept() else "default",
+            "cpu": cpu_description(), "bf16_hardware": cpu_has_bf16()}
+
+
+def cannot_run_here(cell: Cell) -> str | None:
+    """Why ``cell`` must not run on this machine, or None (bf16 would silently run float32)."""
+    precision = CONDENSERS.get(cell.maker, {}).get("precision", "float32")
+    if precision == "bf16" and not cell.reuse_sets and not cpu_has_bf16():
+        return "its condenser runs precision='bf16', and this CPU has no bf16 hardware (it would fall back to float32)"
+    return None
 
 
 def run_cell(cell: Cell, data, out: Path, verbose: int, eval_jobs: int) -> dict:
@@ -548,6 +558,10 @@ def main(argv=None) -> int:
         with keep_freed_memory() if args.keep_freed_memory else contextlib.nullcontext():
             for cell in budget.cells:
                 if args.cells and cell.key not in args.cells:
+                    continue
+                    reason = cannot_run_here(cell)
+                if reason:
+                    print(f"cell {cell.key}: skipped: {reason}", flush=True)
                     continue
                 print(f"cell {cell.key}: K={cell.iterations}, {cell.sets} set(s) x {cell.models} models, "
                       f"{cell.epochs} epochs", flush=True)

@@ -9,7 +9,7 @@ import torch
 from sklearn.utils import check_random_state
 
 __all__ = ["resolve_device", "seed_from", "make_generator", "isolated_rng", "resolve_precision", "cpu_has_bf16",
-           "PRECISIONS"]
+           "cpu_description", "PRECISIONS"]
 
 
 def resolve_device(device) -> torch.device:
@@ -72,6 +72,25 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return any(flag in flags.split() for flag in BF16_CPU_FLAGS) and torch.backends.mkldnn.is_available()
+
+
+def cpu_description() -> str:
+    """The CPU's model name and its widest vector extension, e.g. ``"AMD EPYC (avx512_bf16)"``.
+
+    Benchmarks record it: virtual machines of one model name differ in what
+    they expose (AVX2 only, or AVX-512 with bf16), and timings with them.
+    """
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), platform.machine())
+    flags = set(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), []))
+    widest = next((f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags), "no AVX2")
+    return f"{name} ({widest})"
 
 
 def resolve_precision(precision, device: torch.device) -> tuple[str, str | None]:

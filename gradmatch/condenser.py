@@ -387,7 +387,11 @@ class GradientMatchingCondenser(BaseReducer):
     _ADDED_LATER = {"augment": None, "precision": "float32"}
 
     def _fingerprint_params(self) -> dict:
-        return {k: v for k, v in self.get_params(deep=False).items()
+        # The precision that runs, not the one asked for: a bf16 fit that fell
+        # back to float32 computes a float32 run's iterations, and a machine
+        # with bf16 must not resume from them as if they were bf16.
+        params = {**self.get_params(deep=False), "precision": getattr(self, "precision_", self.precision)}
+        return {k: v for k, v in params.items()
                 if k not in self._NOT_FINGERPRINTED
                 and not (k in self._ADDED_LATER and type(v) is type(self._ADDED_LATER[k])
                          and v == self._ADDED_LATER[k])}

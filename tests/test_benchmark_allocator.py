@@ -33,6 +33,8 @@ def test_allocator_benchmark_compares_variants_in_fresh_processes(tmp_path):
     assert runs["default"]["keep_freed_active"] is None and runs["tunables"]["keep_freed_active"] is None
     assert result["summary"]["default"]["float32_step_ratio"] == pytest.approx(1.0)
     for r in runs.values():
-        assert r["float32_step_s"] > 0 and r["bf16_step_s"] > 0 and r["peak_rss_mib"] > 0
+        assert r["float32_step_s"] > 0 and r["peak_rss_mib"] > 0
+        # bf16 is timed exactly where the CPU does it in hardware.
+        assert (r["bf16_step_s"] is not None) == result["settings"]["bf16_hardware"]
     table = out.with_suffix(".md").read_text()
     assert "| keep-freed |" in table and "| tunables |" in table and "Machine:" in table

@@ -100,6 +100,19 @@ def test_float32_checkpoints_keep_their_fingerprint(digits, fast):
     assert GradientMatchingCondenser(precision="bf16", **fast)._fingerprint_params()["precision"] == "bf16"
 
 
+def test_a_bf16_fit_that_fell_back_checkpoints_as_the_float32_run_it_is(digits, fast, monkeypatch, tmp_path):
+    # Its iterations are float32 iterations: a float32 fit may resume from them,
+    # and a bf16-capable machine must not (it would mix the two arithmetics).
+    X, y = digits
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="no bf16 hardware"):
+        _fit(X, y, fast, precision="bf16", checkpoint=tmp_path, checkpoint_every=1)
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert len(written) == 1
+    _fit(X, y, fast, checkpoint=tmp_path / "f32", checkpoint_every=1)
+    assert sorted(p.name for p in (tmp_path / "f32").iterdir()) == written
+
+
 def test_compile_must_be_a_bool(digits, fast):
     X, y = digits
     with pytest.raises(TypeError, match="compile must be True or False, got 'yes'"):
