@@ -559,7 +559,7 @@ def main(argv=None) -> int:
             for cell in budget.cells:
                 if args.cells and cell.key not in args.cells:
                     continue
-                    reason = cannot_run_here(cell)
+                reason = cannot_run_here(cell)
                 if reason:
                     print(f"cell {cell.key}: skipped: {reason}", flush=True)
                     continue

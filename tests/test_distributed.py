@@ -3,14 +3,18 @@
 Each rank owns a block of classes and draws every random number the single
 process draws, so the only difference is the order in which the inter-class
 sums are added (per rank, then across ranks). How far such a rounding
-difference travels depends on the dynamics: with DC's ``lr_syn=0.1`` and the
-l2 term on these tiny 8x8 images, one thread against two in a *single*
-process already ends 12.8 apart after 3 iterations (values span about 0..40),
-so the multi-iteration checks run at ``lr_syn=0.01``, where one against two
-threads differ by about 1e-5 and sharded against single by about 1e-5 (cos)
-and 1e-3 (cos+l2). The first matching step is checked at the default
-settings, where it is plain float32 rounding (about 4e-6): a wrong share of
-the inter-class gradient would move it by whole units.
+difference travels depends on the dynamics and on the machine. With DC's
+``lr_syn=0.1`` and the l2 term on these tiny 8x8 images, one thread against
+two in a *single* process already ends 12.8 apart after 3 iterations (values
+span about 0..40). At ``lr_syn=0.01`` an AVX-512 machine kept one against two
+threads within about 1e-5, but an AVX2-only one (2026-12-01) ended 0.27 (cos+l2)
+and 1.0 (cos) apart after 3 iterations: a rounding difference of 4e-6 grows
+in jumps (a ReLU or pooling choice flips), not smoothly. At ``lr_syn=0.001``
+that machine kept one against two threads within 1.5e-6 for cos+l2 and 2e-3
+for cos over 3 iterations, while the sets move by 1.2-1.5 units, so the
+multi-iteration checks run there. The first matching step is checked at the
+default settings, where it is plain float32 rounding (about 4e-6): a wrong
+share of the inter-class gradient would move it by whole units.
 
 Tolerances: 1e-4 relative to the largest value for the first step and for
 "intra" (which has no cross-rank sum), 1e-2 absolute after 3 iterations.
@@ -41,7 +45,7 @@ WORKER = ROOT / "tests" / "helpers" / "distributed_fit.py"
 WORKER_ERROR = "distributed_fit: error on rank"
 
 BASE = dict(ipc=2, iterations=3, matching_steps=3, network_steps=2, schedule="fixed", batch_real=16,
-            model="convnet", random_state=0, device="cpu", lr_syn=0.01)
+            model="convnet", random_state=0, device="cpu", lr_syn=0.001)
 FITS = {
     # one matching step at the paper's settings (lr_syn=0.1, cos+l2)
     "first-step": dict(BASE, iterations=1, matching_steps=1, lr_syn=0.1),
@@ -118,8 +122,10 @@ def test_two_ranks_give_the_single_process_set(sharded, digits, name):
         # The reported loss is the whole (all-class) matching loss.
         np.testing.assert_allclose(info["loss"], single.history_["loss"], rtol=1e-4)
     assert single.n_ranks_ == 1
-    # The test can fail: the sets moved away from their start and differ between settings.
-    assert not np.allclose(np.load(sharded / "multilevel-rank0.npy"), np.load(sharded / "intra-rank0.npy"))
+    # The test can fail: the inter-class term moves the set far beyond the
+    # tolerance (multilevel against intra: about 0.9; half its weight: 0.5).
+    gap = np.abs(np.load(sharded / "multilevel-rank0.npy") - np.load(sharded / "intra-rank0.npy")).max()
+    assert gap > 10 * TOLERANCE["multilevel"]
 
 
 def test_both_ranks_return_the_whole_set(sharded):
