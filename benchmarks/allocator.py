@@ -196,7 +196,7 @@ def main(argv=None) -> int:
     header = (f"Machine: {machine['processor']}, {machine['cpu_count']} cores, {args.threads} torch threads, "
               f"torch {machine['torch']}, glibc {machine['glibc']}. {args.rounds} round(s) of every variant, "
               f"interleaved, one fresh process each; medians over rounds of the median of {args.repeats} "
-              "ipc-1 matching steps (Fashion-MNIST-shaped, 10 classes x {args.batch_real} real images, ConvNet)"
+              f"ipc-1 matching steps (Fashion-MNIST-shaped, 10 classes x {args.batch_real} real images, ConvNet)"
               + ("; one ipc-10 fixed-schedule float32 iteration per process" if args.ipc10 else "")
               + ". Ratios: to the default allocator's float32 step (or iteration) of the same round. "
               "Faults, system CPU and peak memory are the whole process's, warm-up included."

@@ -174,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
         # library itself only does so inside gradmatch.keep_freed_memory()).
         p.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
                        help="glibc: keep freed memory for reuse instead of mapping large tensors "
-                            "afresh at every step (on a CPU a float32 step took 0.6x the time); the "
-                            "peak memory stays with the process until the command ends")
+                            "afresh at every step (a CPU float32 step took 0.6-0.7x the time, same "
+                            "results); peak memory can nearly double until the command ends")
 
     def dataset_options(p, what: str):
         p.add_argument("--dataset", type=_dataset_name, choices=DATASET_NAMES, default="digits",
