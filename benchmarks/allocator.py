@@ -25,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes.util
 import json
 import os
@@ -49,12 +50,12 @@ TCMALLOC_NAMES = ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4")
 
 
 def find_tcmalloc() -> str | None:
+    """Path of tcmalloc(-minimal) where installed (Debian: libtcmalloc-minimal4), else None."""
     for folder in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/usr/local/lib"):
         for name in TCMALLOC_NAMES:
             if os.path.exists(os.path.join(folder, name)):
                 return os.path.join(folder, name)
-    found = ctypes.util.find_library("tcmalloc_minimal")
-    return found
+    return ctypes.util.find_library("tcmalloc_minimal")
 
 
 def variant_env(variant: str) -> dict | None:
@@ -77,9 +78,8 @@ def worker(variant: str, repeats: int, ipc10: bool, threads: int, per_class: int
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     before, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    keep = keep_freed_memory() if variant == "keep-freed" else None
-    active = keep.__enter__() if keep is not None else None
-    try:
+    block = keep_freed_memory() if variant == "keep-freed" else contextlib.nullcontext(None)
+    with block as active:
         pools = speed.fashion_shaped_pools(per_class, torch.device("cpu"))
         # bf16 only where the hardware does it: emulated bf16 would time something no one runs.
         precisions = ("float32", "bf16") if cpu_has_bf16() else ("float32",)
@@ -90,9 +90,6 @@ def worker(variant: str, repeats: int, ipc10: bool, threads: int, per_class: int
             out[f"{p}_all"] = step[p]["step_all"] if p in step else None
         if ipc10:
             out["ipc10_fixed_float32_s"] = speed.time_iteration(pools, 10, "fixed")["seconds"]
-    finally:
-        if keep is not None:
-            keep.__exit__(None, None, None)
     after = resource.getrusage(resource.RUSAGE_SELF)
     out.update(keep_freed_active=active, wall_s=time.perf_counter() - t0,
                minor_faults=after.ru_minflt - before.ru_minflt,
