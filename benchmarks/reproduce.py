@@ -35,7 +35,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -555,7 +554,7 @@ def main(argv=None) -> int:
         print(f"budget {budget.name} on {budget.dataset}: {len(budget.cells)} cells; machine {machine_info()}", flush=True)
         data = load_data(budget.dataset, args.data_dir)
         # The allocator changes seconds, never results: records say which ran.
-        with keep_freed_memory() if args.keep_freed_memory else contextlib.nullcontext():
+        with keep_freed_memory(enabled=args.keep_freed_memory):
             for cell in budget.cells:
                 if args.cells and cell.key not in args.cells:
                     continue

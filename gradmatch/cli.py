@@ -584,12 +584,10 @@ def main(argv=None) -> int:
     if args.command is None:
         return _fail(f"choose a command: condense, evaluate or show (see '{PROG} --help')", 2)
     try:
-        if getattr(args, "keep_freed_memory", False):
-            from .memory import keep_freed_memory
+        from .memory import keep_freed_memory
 
-            with keep_freed_memory():
-                return args.run(args)
-        return args.run(args)
+        with keep_freed_memory(enabled=getattr(args, "keep_freed_memory", False)):
+            return args.run(args)
     except KeyboardInterrupt:
         if _debug():
             traceback.print_exc()

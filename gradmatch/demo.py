@@ -13,7 +13,6 @@ It finishes in about two minutes on 2 CPU cores.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import time
 
@@ -38,7 +37,7 @@ def main(argv=None) -> int:
                         help="glibc: keep freed memory for reuse (faster CPU steps; same results)")
     args = parser.parse_args(argv)
     # The demo owns its process, so it may change malloc's settings for its run.
-    with keep_freed_memory() if args.keep_freed_memory else contextlib.nullcontext():
+    with keep_freed_memory(enabled=args.keep_freed_memory):
         return _run(args)
 
 

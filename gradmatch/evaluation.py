@@ -8,7 +8,6 @@ from the small set.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,7 +55,7 @@ def _train_and_score(params: dict, X_set, y_set, X_test, y_test, threads: int | 
     if threads is not None:
         torch.set_num_threads(threads)
     # A worker process follows the caller's keep_freed_memory block, if any.
-    with keep_freed_memory() if keep_memory else contextlib.nullcontext():
+    with keep_freed_memory(enabled=keep_memory):
         clf = NetworkClassifier(**params).fit(X_set, y_set)
         return float(np.mean(clf.predict(X_test) == _labels(y_test)))
 

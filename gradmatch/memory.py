@@ -100,7 +100,7 @@ def _as_c_int(value: int) -> int:
 
 
 @contextlib.contextmanager
-def keep_freed_memory(release: bool = True) -> Iterator[bool]:
+def keep_freed_memory(release: bool = True, enabled: bool = True) -> Iterator[bool]:
     """Keep freed memory in the process for reuse while the block runs (glibc).
 
     Inside the block glibc's ``malloc`` neither serves large blocks with
@@ -123,11 +123,15 @@ def keep_freed_memory(release: bool = True) -> Iterator[bool]:
     release : bool, default=True
         On leaving the outermost block, hand the kept free memory back to the
         system (``malloc_trim``).
+    enabled : bool, default=True
+        False runs the block unchanged (as ``torch.autocast(enabled=...)``), so
+        a caller with an on/off option needs no second code path.
 
     Yields
     ------
     active : bool
-        Whether freed memory is being kept (False where glibc is missing).
+        Whether freed memory is being kept (False where glibc is missing or
+        ``enabled`` is False).
 
     Notes
     -----
@@ -146,7 +150,7 @@ def keep_freed_memory(release: bool = True) -> Iterator[bool]:
     (True, False)
     """
     global _depth
-    libc = _load_glibc()
+    libc = _load_glibc() if enabled else None
     if libc is None:
         yield False
         return
