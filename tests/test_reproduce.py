@@ -65,3 +65,14 @@ def test_unknown_cell_is_a_clear_error(tmp_path):
     res = run("--budget", "smoke", "--out", str(tmp_path), "--cells", "ipc1-nope", cwd=tmp_path)
     assert res.returncode != 0
     assert "unknown cells ['ipc1-nope']" in res.stderr
+
+
+def test_whole_set_reference_runs_alone(tmp_path):
+    out = tmp_path / "whole"
+    res = run("--budget", "smoke", "--out", str(out), "--cells", "whole", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    # Only the reference ran: no cell was condensed or selected.
+    assert sorted(p.stem for p in (out / "cells").glob("*.json")) == ["whole-1ep"]
+    record = json.loads((out / "cells" / "whole-1ep.json").read_text())
+    assert record["epochs"] == 1 and 0.0 <= record["accuracies"][0] <= 1.0
+    assert "| Whole training set | ours " in (out / "tables.md").read_text()
