@@ -29,7 +29,6 @@ import contextlib
 import ctypes.util
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -42,7 +41,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gradmatch._runtime import cpu_description, cpu_has_bf16  # noqa: E402
+from _common import machine_info, write_results  # noqa: E402
+
+from gradmatch._runtime import cpu_has_bf16  # noqa: E402
 from gradmatch.memory import GLIBC_TUNABLES_KEEP, glibc_available, keep_freed_memory  # noqa: E402
 
 VARIANTS = ("default", "keep-freed", "tunables", "tcmalloc")
@@ -138,8 +139,9 @@ def main(argv=None) -> int:
                 "batch_real": args.batch_real, "model": "ConvNet (DC)", "match": "multilevel", "distance": "cos+l2",
                 "tcmalloc": find_tcmalloc(), "tunables": GLIBC_TUNABLES_KEEP,
                 "bf16_hardware": cpu_has_bf16()}
-    machine = {"platform": platform.platform(), "processor": cpu_description(),
-               "cpu_count": os.cpu_count(), "torch": torch.__version__, "glibc": platform.libc_ver()[1]}
+    machine = machine_info()
+    # Each variant sets its own allocator in its own process: the parent's says nothing.
+    del machine["malloc"]
     print("settings:", json.dumps(settings))
     print("machine: ", json.dumps(machine), flush=True)
     if skipped:
@@ -176,10 +178,6 @@ def main(argv=None) -> int:
                 x["ipc10_fixed_float32_s"] / ref[x["round"]]["ipc10_fixed_float32_s"] for x in mine)
         summary[v] = row
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"settings": settings, "machine": machine, "runs": runs,
-                                                    "summary": summary}, indent=2))
     head = ("| allocator | float32 floor s | float32 step s | ratio | bf16 step s | ratio |"
             + (" ipc-10 iteration s | ratio |" if args.ipc10 else "") + " minor faults | system CPU s | peak RSS MiB |")
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -190,7 +188,7 @@ def main(argv=None) -> int:
             cells += [f"{s['ipc10_fixed_float32_s']:.1f}", f"{s['ipc10_ratio']:.2f}"]
         cells += [f"{s['minor_faults'] / 1e6:.2f} M", f"{s['system_cpu_s']:.1f}", f"{s['peak_rss_mib']:.0f}"]
         rows.append("| " + " | ".join(cells) + " |")
-    header = (f"Machine: {machine['processor']}, {machine['cpu_count']} cores, {args.threads} torch threads, "
+    header = (f"Machine: {machine['cpu']}, {machine['cpu_count']} cores, {args.threads} torch threads, "
               f"torch {machine['torch']}, glibc {machine['glibc']}. {args.rounds} round(s) of every variant, "
               f"interleaved, one fresh process each; medians over rounds of the median of {args.repeats} "
               f"ipc-1 matching steps (Fashion-MNIST-shaped, 10 classes x {args.batch_real} real images, ConvNet)"
@@ -200,9 +198,9 @@ def main(argv=None) -> int:
               + (f" Not available here: {', '.join(skipped)}." if skipped else "")
               + ("" if settings["bf16_hardware"] else " This CPU has no bf16 hardware: no bf16 column.")
               + "\n\n")
-    out.with_suffix(".md").write_text(header + "\n".join(rows) + "\n")
     print("\n".join(rows))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    write_results(args.out, {"settings": settings, "machine": machine, "runs": runs, "summary": summary},
+                  header + "\n".join(rows))
     return 0
 
 

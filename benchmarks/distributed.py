@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -113,10 +112,10 @@ def main(argv=None) -> int:
         return 0
     import tempfile
 
-    import torch
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _common import machine_info, write_results
 
-    machine = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-               "load_average_start": list(os.getloadavg())}
+    machine = {**machine_info(), "load_average_start": list(os.getloadavg())}
     print(f"class-sharded condensation, Fashion-MNIST ipc 1, {args.iterations} iterations per "
           f"configuration (first = warm-up); machine {machine}", flush=True)
     rows = []
@@ -131,22 +130,20 @@ def main(argv=None) -> int:
     base = rows[0]["seconds_per_iteration"]
     for r in rows:
         r["time_ratio_to_1_rank"] = r["seconds_per_iteration"] / base
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "distributed.json").write_text(json.dumps({"machine": machine, "iterations": args.iterations,
-                                                          "rows": rows}, indent=2) + "\n")
     lines = ["# Class-sharded condensation on this machine", "",
              f"`python benchmarks/distributed.py --iterations {args.iterations}`: Fashion-MNIST, ipc 1, "
              "DC's ConvNet, default settings; median seconds per iteration after one warm-up; peak "
              "memory added by `fit` per rank. Machine: "
-             f"{machine['platform']}, {machine['cpu_count']} CPUs, torch {machine['torch']}.", "",
+             f"{machine['cpu']}, {machine['platform']}, {machine['cpu_count']} CPUs, torch {machine['torch']}.", "",
              "| ranks x threads | seconds per iteration | ratio to 1 x 2 | peak added per rank (MiB) |",
              "|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['ranks']} x {r['threads_per_rank']} | {r['seconds_per_iteration']:.2f} | "
                      f"{r['time_ratio_to_1_rank']:.2f} | "
                      f"{', '.join(f'{m:.0f}' for m in r['peak_added_mib_per_rank'])} |")
-    (RESULTS / "distributed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    write_results(RESULTS / "distributed", {"machine": machine, "iterations": args.iterations, "rows": rows},
+                  "\n".join(lines))
     return 0
 
 

@@ -23,6 +23,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import machine_info, write_results  # noqa: E402
 
 CHILD = r"""
 import json, sys, numpy as np, torch
@@ -74,11 +77,9 @@ def main(argv=None) -> int:
         print(rows[-1], flush=True)
     table = ("| input | added at {0:,} | added at {1:,} | growth per sample | one sample (input dtype) | "
              "allowed (DESIGN) |\n|---|---|---|---|---|---|\n").format(*args.sizes) + "\n".join(rows) + "\n"
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-    out.with_suffix(".md").write_text(table)
     print(table)
+    # Each measurement runs in a fresh child process; this names the machine they shared.
+    write_results(args.out, {"sizes": list(args.sizes), "machine": machine_info(), "rows": results}, table)
     return 0
 
 

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -45,6 +43,7 @@ from gradmatch.data import ClassPools, Normalization, channel_stats  # noqa: E40
 from gradmatch.datasets import FASHION_MNIST_DIR, load_fashion_mnist  # noqa: E402
 from gradmatch.io import load_set  # noqa: E402
 
+from _common import machine_info, write_results  # noqa: E402
 from speed import N_CLASSES, SHAPE, make_loop  # noqa: E402
 
 IPC = 10
@@ -95,6 +94,12 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default=FASHION_MNIST_DIR)
     parser.add_argument("--out", default="benchmarks/results/precision_state")
     args = parser.parse_args(argv)
+    from gradmatch._runtime import resolve_precision
+
+    # Without bf16 hardware the "bf16" loop would run float32 under bf16's name.
+    _, warning = resolve_precision("bf16", torch.device("cpu"))
+    if warning:
+        raise SystemExit(f"this benchmark compares bf16 with float32 and needs a CPU that does bf16 ({warning})")
 
     (X, y), _ = load_fashion_mnist(args.data_dir)
     images = torch.as_tensor(np.asarray(X)).unsqueeze(1)
@@ -106,8 +111,7 @@ def main(argv=None) -> int:
     settings = {"dataset": "fashion-mnist", "ipc": IPC, "match": "multilevel", "distance": "cos+l2",
                 "schedule": "fixed (50 network epochs between matching steps)", "steps": args.steps,
                 "rounds": args.rounds, "states": list(states)}
-    machine = {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-               "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+    machine = machine_info()
     print(json.dumps({"settings": settings, "machine": machine}), flush=True)
 
     raw = {s: [] for s in states}
@@ -126,20 +130,16 @@ def main(argv=None) -> int:
         if "bf16+ftz" in med:
             med["bf16+ftz/float32"] = med["bf16+ftz"] / med["float32"]
         summary[s] = med
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(
-        {"settings": settings, "machine": machine, "summary": summary, "raw": raw}, indent=1))
     cols = list(next(iter(summary.values())))
     lines = ["| start | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for s, med in summary.items():
         lines.append(f"| {s} | " + " | ".join(
             f"{v:.2f}" if "/" in k else f"{v:.2f} s" for k, v in med.items()) + " |")
     table = "\n".join(lines)
-    out.with_suffix(".md").write_text(
-        f"# bf16 against float32 by state (ipc 10, Fashion-MNIST)\n\nMedians per matching step / "
-        f"per 50 network epochs.\n\n{table}\n\nSettings: {settings}\n\nMachine: {machine}\n")
     print(table)
+    write_results(args.out, {"settings": settings, "machine": machine, "summary": summary, "raw": raw},
+                  f"# bf16 against float32 by state (ipc 10, Fashion-MNIST)\n\nMedians per matching step / "
+                  f"per 50 network epochs.\n\n{table}\n\nSettings: {settings}\n\nMachine: {machine}\n")
     return 0
 
 

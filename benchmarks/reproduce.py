@@ -38,8 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -49,14 +47,18 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset, __version__  # noqa: E402
-from gradmatch._runtime import cpu_description, cpu_has_bf16  # noqa: E402
+from _common import machine_info as _machine_info  # noqa: E402
+
+
+from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset  # noqa: E402
+from gradmatch._runtime import cpu_has_bf16  # noqa: E402
 from gradmatch.condenser import VARIANTS  # noqa: E402
 from gradmatch.datasets import FASHION_MNIST_DIR, load_digits_images, load_fashion_mnist  # noqa: E402
 from gradmatch.evaluation import evaluate_set  # noqa: E402
 from gradmatch.io import load_set, save_set  # noqa: E402
-from gradmatch.memory import freed_memory_is_kept, keep_freed_memory  # noqa: E402
+from gradmatch.memory import keep_freed_memory  # noqa: E402
 
 # ----------------------------------------------------------------- methods
 #: Condenser settings of each named method (the paper's Tables 1-3).
@@ -240,12 +242,7 @@ def make_reducer(cell: Cell, seed: int, verbose: int, checkpoint: Path | None = 
 
 
 def machine_info() -> dict:
-    return {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "gradmatch": __version__,
-            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-            "malloc": "keep-freed" if freed_memory_is_kept() else "default",
-            "cpu": cpu_description(), "bf16_hardware": cpu_has_bf16()}
+    return _machine_info("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def cannot_run_here(cell: Cell) -> str | None:

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -41,6 +39,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import describe, machine_info, write_results  # noqa: E402
 
 from gradmatch.data import ClassPools, Normalization  # noqa: E402
 from gradmatch.distances import make_distance  # noqa: E402
@@ -177,14 +178,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    machine = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-    }
+    machine = machine_info(str(device))
     settings = {"classes": N_CLASSES, "input": list(SHAPE), "model": "ConvNet (DC)", "batch_real": 256,
                 "distance": "cos+l2", "match": "multilevel", "repeats": args.repeats}
     print("settings:", json.dumps(settings))
@@ -195,11 +189,18 @@ def main(argv=None) -> int:
     precisions = tuple(dict.fromkeys(["float32"] + list(args.precisions)))  # float32 is the reference
     from gradmatch._runtime import resolve_precision
 
+    # A precision this machine would silently run in float32 is left out, and
+    # said so, rather than timed under a wrong name.
+    skipped = {}
     for p in precisions:
         used, warning = resolve_precision(p.split("+")[0], device)
         if warning:
-            raise SystemExit(f"{warning}: nothing to compare on this machine")
+            skipped[p] = warning
+    for p, warning in skipped.items():
+        print(f"skipped {p}: {warning}", flush=True)
+    precisions = tuple(p for p in precisions if p not in skipped)
     settings["precisions"] = list(precisions)
+    settings["skipped"] = skipped
     step = time_matching_step(pools, args.repeats, 256, precisions)
     results["matching_step_ipc1"] = step
     for p in precisions:
@@ -222,9 +223,6 @@ def main(argv=None) -> int:
         results["adaptive_over_fixed"] = adaptive / fixed
         print(f"adaptive / fixed: {adaptive / fixed:.3f} ({100 * (1 - adaptive / fixed):.0f}% less time)")
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2))
     floor_s = step["floor_s"]
     rows = [
         "| measurement | precision | seconds | ratio to the float32 floor | ratio to float32 |",
@@ -248,12 +246,11 @@ def main(argv=None) -> int:
                      "| operator | ms | share |", "|---|---|---|"]
             rows += [f"| `{r['op']}` | {r['self_ms']:.0f} | {100 * r['share']:.0f}% |"
                      for r in results["profile_ipc1"][p]]
-    header = (f"Machine: {machine['processor']}, {machine['cpu_count']} cores, {machine['torch_threads']} "
-              f"torch threads, torch {machine['torch']}, device {machine['device']}. "
-              f"Median of {args.repeats} matching steps; one iteration per schedule.\n\n")
-    out.with_suffix(".md").write_text(header + "\n".join(rows) + "\n")
+    header = (f"Machine: {describe(machine)}. "
+              f"Median of {args.repeats} matching steps; one iteration per schedule."
+              + (f" Not run here: {', '.join(skipped)} (no hardware support)." if skipped else "") + "\n\n")
     print("\n".join(rows))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    write_results(args.out, results, header + "\n".join(rows))
     return 0
 
 
