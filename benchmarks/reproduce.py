@@ -383,13 +383,11 @@ def report(budget: Budget, out: Path) -> str:
     sep = "|---|" + "---|---|" * len(ipcs)
     lines += ["## Table 1: what to match", "", head, sep]
     lines += [row(*r, paper_sd=TABLE1_STD.get(r[1])) for r in TABLE1] + [""]
-    paper1 = {m: p[1] for _, m, p in TABLE1}
-    lines += ["The paper's ordering at ipc 1, pair by pair. Its own differences there are 0.0-0.4 "
-              "points, inside its standard deviations (0.6-0.7); its case for multi-level matching "
-              "rests on ipc 10 (84.4 against 82.3-83.1).", ""]
-    lines += _pair_table(st, TABLE1_PAIRS, paper=paper1, note=False)
-    tau = _rank_agreement({m: st[f"ipc1-{m}"]["mean"] for m in paper1 if st.get(f"ipc1-{m}")}, paper1)
-    lines += [tau, ""] if tau else []
+    lines += _against_paper(
+        st, TABLE1_PAIRS, {m: p[1] for _, m, p in TABLE1},
+        "The paper's ordering at ipc 1, pair by pair. Its own differences there are 0.0-0.4 "
+        "points, inside its standard deviations (0.6-0.7); its case for multi-level matching "
+        "rests on ipc 10 (84.4 against 82.3-83.1).")
     # The paper's Table 2 has one column (SVHN, ipc 1): ours at ipc 1 beside it.
     lines += ["## Table 2: distance functions (paper: SVHN ipc 1; compare orderings)", "",
               "| method | ipc 1 ours (Fashion-MNIST) | paper (SVHN ipc 1) |", "|---|---|---|"]
@@ -400,13 +398,11 @@ def report(budget: Budget, out: Path) -> str:
     if done:
         lines += ["Ordering, ours (ipc 1): " + " > ".join(name for name, _ in sorted(done, key=lambda t: -t[1])),
                   "Ordering, paper (SVHN): " + " > ".join(name for name, _, _p in sorted(TABLE2, key=lambda t: -t[2])), ""]
-    paper2 = {m: p for _, m, p in TABLE2}
-    lines += ["The paper's two findings, pair by pair (its differences are SVHN's, so only their "
-              "direction carries over): adding a magnitude term to the angle (d1) helps, and the "
-              "angle alone beats magnitude-aware distances alone.", ""]
-    lines += _pair_table(st, TABLE2_PAIRS, paper=paper2, note=False)
-    tau = _rank_agreement({m: st[f"ipc1-{m}"]["mean"] for m in paper2 if st.get(f"ipc1-{m}")}, paper2)
-    lines += [tau, ""] if tau else []
+    lines += _against_paper(
+        st, TABLE2_PAIRS, {m: p for _, m, p in TABLE2},
+        "The paper's two findings, pair by pair (its differences are SVHN's, so only their "
+        "direction carries over): adding a magnitude term to the angle (d1) helps, and the "
+        "angle alone beats magnitude-aware distances alone.")
     lines += ["## Table 3: ablation", "", head, sep] + [row(*r, paper_sd=TABLE3_STD.get(r[1])) for r in TABLE3]
     whole = sorted((out / "cells").glob("whole-*.json")) if (out / "cells").exists() else []
     whole_txt = "; ".join(
@@ -568,6 +564,13 @@ def _pair_table(st: dict, pairs, ipc: int = 1, note: bool = True,
               "over their networks).", ""]
     return lines
 
+
+
+def _against_paper(st: dict, pairs, paper: dict[str, float], intro: str) -> list[str]:
+    """An ipc-1 pair table beside the paper's differences, then the rank agreement."""
+    lines = [intro, ""] + _pair_table(st, pairs, paper=paper, note=False)
+    tau = _rank_agreement({m: st[f"ipc1-{m}"]["mean"] for m in paper if st.get(f"ipc1-{m}")}, paper)
+    return lines + ([tau, ""] if tau else [])
 
 
 def _same_way(diff: float, se: float, paper_diff: float) -> str:
