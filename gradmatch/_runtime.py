@@ -60,37 +60,64 @@ PRECISIONS = ("float32", "bf16")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
+def parse_cpuinfo(text: str) -> tuple[str | None, frozenset[str]]:
+    """The first CPU's model name and feature flags in the text of ``/proc/cpuinfo``.
+
+    Either is empty where the text has no such line (ARM kernels name the
+    flags ``Features`` and often give no model name).
+    """
+    name, flags = None, frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and name is None:
+            name = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = frozenset(value.split())
+    return name, flags
+
+
+def _read_cpuinfo() -> tuple[str | None, frozenset[str]] | None:
+    """:func:`parse_cpuinfo` of this machine's ``/proc/cpuinfo``, or None where there is none."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return parse_cpuinfo(f.read())
+    except OSError:
+        return None
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU does bf16 arithmetic in hardware (AVX512-BF16 or AMX), as far as we can tell.
 
     Reads the flags of ``/proc/cpuinfo``; elsewhere (no such file) answers
     False, so bf16 is never chosen on a CPU that would emulate it slowly.
     """
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
+    info = _read_cpuinfo()
+    if info is None:
         return False
-    return any(flag in flags.split() for flag in BF16_CPU_FLAGS) and torch.backends.mkldnn.is_available()
+    return any(flag in info[1] for flag in BF16_CPU_FLAGS) and torch.backends.mkldnn.is_available()
+
+
+def describe_cpu(name: str | None, flags: frozenset[str]) -> str:
+    """``"<model name> (<widest vector extension>)"``, e.g. ``"AMD EPYC (avx512_bf16)"``."""
+    import platform
+
+    widest = next((f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags), "no AVX2")
+    return f"{name or platform.machine()} ({widest})"
 
 
 def cpu_description() -> str:
-    """The CPU's model name and its widest vector extension, e.g. ``"AMD EPYC (avx512_bf16)"``.
+    """This CPU's model name and its widest vector extension, e.g. ``"AMD EPYC (avx512_bf16)"``.
 
     Benchmarks record it: virtual machines of one model name differ in what
     they expose (AVX2 only, or AVX-512 with bf16), and timings with them.
     """
     import platform
 
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = f.read().splitlines()
-    except OSError:
+    info = _read_cpuinfo()
+    if info is None:
         return platform.processor() or platform.machine()
-    name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), platform.machine())
-    flags = set(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), []))
-    widest = next((f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags), "no AVX2")
-    return f"{name} ({widest})"
+    return describe_cpu(*info)
 
 
 def resolve_precision(precision, device: torch.device) -> tuple[str, str | None]:

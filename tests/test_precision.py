@@ -25,6 +25,37 @@ def _fit(X, y, fast, **params):
                                         "network_steps": 1, **params}).fit(X, y)
 
 
+# Two CPUs of one model name as virtual machines expose them (abridged /proc/cpuinfo).
+CPUINFO_AVX2 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC
+flags\t\t: fpu sse2 avx avx2 fma
+processor\t: 1
+model name\t: AMD EPYC
+flags\t\t: fpu sse2 avx avx2 fma
+"""
+CPUINFO_BF16 = CPUINFO_AVX2.replace("avx2 fma", "avx2 fma avx512f avx512_bf16")
+
+
+def test_cpuinfo_parsing_and_description():
+    name, flags = runtime.parse_cpuinfo(CPUINFO_AVX2)
+    assert name == "AMD EPYC" and "avx2" in flags and "avx512f" not in flags
+    assert runtime.describe_cpu(name, flags) == "AMD EPYC (avx2)"
+    assert runtime.describe_cpu(*runtime.parse_cpuinfo(CPUINFO_BF16)) == "AMD EPYC (avx512_bf16)"
+    # ARM kernels say "Features" and may give no model name.
+    name, flags = runtime.parse_cpuinfo("processor\t: 0\nFeatures\t: fp asimd\n")
+    assert name is None and flags == {"fp", "asimd"}
+    assert runtime.describe_cpu(name, flags).endswith("(no AVX2)")
+
+
+@pytest.mark.parametrize("text, expected", [(CPUINFO_AVX2, False), (CPUINFO_BF16, True)])
+def test_cpu_has_bf16_reads_the_flags(monkeypatch, text, expected):
+    monkeypatch.setattr(runtime, "_read_cpuinfo", lambda: runtime.parse_cpuinfo(text))
+    assert runtime.cpu_has_bf16() is (expected and torch.backends.mkldnn.is_available())
+    monkeypatch.setattr(runtime, "_read_cpuinfo", lambda: None)  # no /proc/cpuinfo: never bf16
+    assert runtime.cpu_has_bf16() is False
+
+
 def test_unknown_precision_lists_the_valid_ones(digits, fast):
     X, y = digits
     with pytest.raises(ValueError, match="unknown precision 'fp16': valid values are 'float32', 'bf16'"):
