@@ -253,7 +253,7 @@ def cannot_run_here(cell: Cell) -> str | None:
     return None
 
 
-def run_cell(cell: Cell, data, out: Path, verbose: int, eval_jobs: int) -> dict:
+def run_cell(cell: Cell, data, out: Path, verbose: int, eval_jobs: int, dataset: str | None = None) -> dict:
     path = out / "cells" / f"{cell.key}.json"
     record = json.loads(path.read_text()) if path.exists() else None
     if record is None or record.get("budget") != cell.budget():
@@ -274,7 +274,7 @@ def run_cell(cell: Cell, data, out: Path, verbose: int, eval_jobs: int) -> dict:
             reducer = make_reducer(cell, seed, verbose, out / "checkpoints")
             X_set, y_set = reducer.fit_resample(X, y)
             normalization = reducer.normalization_  # the real data's, for every kind of set
-            save_set(source, reducer)
+            save_set(source, reducer, dataset=dataset)
         fit_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         result = evaluate_set(X_set, y_set, X_test, y_test, normalization=normalization,
@@ -633,7 +633,7 @@ def main(argv=None) -> int:
                     continue
                 print(f"cell {cell.key}: K={cell.iterations}, {cell.sets} set(s) x {cell.models} models, "
                       f"{cell.epochs} epochs", flush=True)
-                run_cell(cell, data, out, args.verbose, budget.eval_jobs)
+                run_cell(cell, data, out, args.verbose, budget.eval_jobs, budget.dataset)
             if not args.cells or WHOLE_KEY in args.cells:
                 run_whole(budget, data, out)
     text = report(budget, out)

@@ -177,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "afresh at every step (a CPU float32 step took 0.6-0.7x the time, same "
                             "results); peak memory can nearly double until the command ends")
 
-    def dataset_options(p, what: str):
-        p.add_argument("--dataset", type=_dataset_name, choices=DATASET_NAMES, default="digits",
+    def dataset_options(p, what: str, default: str | None = "digits"):
+        p.add_argument("--dataset", type=_dataset_name, choices=DATASET_NAMES, default=default,
                        help=f"{what}; digits ships with scikit-learn, the others are read from "
                             "local files (nothing is downloaded)")
         p.add_argument("--data-dir", type=Path, default=None,
@@ -258,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "score them on the dataset's test split. The set is normalised with the real "
                     "training data's statistics stored in it, never with its own.")
     p.add_argument("set", type=Path, metavar="SET", help="a set written by 'gradmatch condense' (.npz)")
-    dataset_options(p, "dataset the set was made from; its test split scores the networks")
+    dataset_options(p, "dataset whose test split scores the networks (default: the one the set "
+                       "records, digits for sets that record none)", default=None)
     p.add_argument("--models", type=_positive_int(1), default=5, help="networks to train, seeds SEED, SEED+1, ...")
     p.add_argument("--epochs", type=_positive_int(1), default=300,
                    help="training epochs per network (DSA evaluates with 1000 and --augment dsa)")
@@ -430,7 +431,7 @@ def _condense_on_rank(args, rank: int) -> int:
     seconds = time.perf_counter() - start
     if rank > 0:
         return 0  # every rank holds the whole set; rank 0 writes it and reports
-    path = save_set(args.out, estimator)
+    path = save_set(args.out, estimator, dataset=args.dataset)
     X_syn = np.asarray(estimator.X_syn_)
     n_classes = len(estimator.classes_)
     if args.method == "condense":
@@ -468,12 +469,12 @@ def _match_set_to_dataset(syn, X_train, y_train, X_test, dataset: str):
     if tuple(X.shape[1:]) != want:
         raise _CommandError(
             f"the set holds images of shape {_shape_text(X.shape[1:])} but {dataset} has "
-            f"{_shape_text(want)}: was it made from another dataset?")
+            f"{_shape_text(want)}: {_made_from(syn, dataset)}")
     classes = np.unique(y_train)
     if syn.classes.tolist() != classes.tolist():
         raise _CommandError(
             f"the set's classes {_abbreviate(syn.classes)} are not {dataset}'s {_abbreviate(classes)}: "
-            "was it made from another dataset?")
+            f"{_made_from(syn, dataset)}")
     return X
 
 
@@ -500,6 +501,29 @@ def _normalization_warning(syn, X_train, dataset: str) -> str | None:
             "another scale?")
 
 
+def _resolve_dataset(args, syn) -> None:
+    """``--dataset`` defaults to the one the set records (digits where it records none)."""
+    from .datasets import DATASET_NAMES
+
+    if args.dataset is None:
+        recorded = _dataset_name(syn.dataset) if syn.dataset else "digits"
+        if recorded not in DATASET_NAMES:
+            raise _UsageError(f"{args.set} was made from {syn.dataset!r}, which is not a dataset this "
+                              f"command loads ({', '.join(DATASET_NAMES)}): give --dataset "
+                              f"(see '{PROG} evaluate --help')")
+        args.dataset = recorded
+
+
+def _other_dataset(syn, dataset: str) -> str | None:
+    """The dataset the set records when it is not ``dataset``, else None."""
+    return syn.dataset if syn.dataset and _dataset_name(syn.dataset) != dataset else None
+
+
+def _made_from(syn, dataset: str) -> str:
+    other = _other_dataset(syn, dataset)
+    return f"it was made from another dataset ({other})" if other else "was it made from another dataset?"
+
+
 def _evaluate(args) -> int:
     from ._runtime import resolve_device
     from .evaluation import evaluate_set
@@ -508,12 +532,17 @@ def _evaluate(args) -> int:
     if args.json is not None:
         _check_output(args.json, "--json")
     syn = load_set(args.set)
+    _resolve_dataset(args, syn)
     (X_train, y_train), (X_test, y_test) = _load_dataset(args)
     X_set = _match_set_to_dataset(syn, X_train, y_train, X_test, args.dataset)
     normalization = syn.normalization
     if normalization is None:
         raise _CommandError(f"{args.set} stores no normalization statistics of its training data, "
                             "which evaluation needs")
+    other = _other_dataset(syn, args.dataset)
+    if other:
+        print(f"{PROG}: warning: {args.set} was made from {other}; scoring it on {args.dataset}'s "
+              "test split as asked", file=sys.stderr)
     warning = _normalization_warning(syn, X_train, args.dataset)
     if warning:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
@@ -531,7 +560,7 @@ def _evaluate(args) -> int:
     if args.json is not None:
         record = {
             "set": str(args.set), "method": syn.method, "set_version": syn.version,
-            "dataset": args.dataset, "data_dir": None if args.data_dir is None else str(args.data_dir),
+            "set_dataset": syn.dataset, "dataset": args.dataset, "data_dir": None if args.data_dir is None else str(args.data_dir),
             "n_test": int(len(X_test)), "n_images": int(len(syn.y)), "n_classes": int(len(syn.classes)),
             "model": model, "epochs": args.epochs, "augment": args.augment, "n_models": args.models,
             "seed": args.seed,

@@ -17,7 +17,8 @@ Entries of format version 1:
 ``normalization.mean/.std``   the real data's per-channel statistics
 ``sample_indices``            selectors only: rows of the training data
 ``history.<key>``             the condenser only: per-iteration records
-``meta``                      JSON: method, settings, version, label details
+``meta``                      JSON: method, settings, version, label details,
+                              the dataset's name where the caller gave it
 ============================  ==================================================
 """
 
@@ -79,6 +80,9 @@ class SyntheticSet:
     history : dict of lists or None
         Per-iteration records of the condenser (``loss``, ``seconds``,
         ``network_steps``); None for selectors.
+    dataset : str or None
+        Name of the data the set was made from, as given to :func:`save_set`
+        (``gradmatch condense`` records its ``--dataset``); None when not given.
     """
 
     X: np.ndarray
@@ -91,6 +95,7 @@ class SyntheticSet:
     version: str
     sample_indices: np.ndarray | None = None
     history: dict | None = None
+    dataset: str | None = None
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Return copies of ``(X, y)``, as :meth:`transform` of the estimator gave them.
@@ -137,8 +142,9 @@ class SyntheticSet:
         return torch.utils.data.TensorDataset(images, labels)
 
     def __repr__(self) -> str:
+        dataset = "" if self.dataset is None else f", dataset={self.dataset!r}"
         return (f"SyntheticSet(method={self.method!r}, X={self.X.dtype}{list(self.X.shape)}, "
-                f"classes={len(self.classes)}, version={self.version!r})")
+                f"classes={len(self.classes)}{dataset}, version={self.version!r})")
 
 
 # ---------------------------------------------------------------------- helpers
@@ -187,9 +193,11 @@ def _label_codes(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
         raise ValueError(f"label {err.args[0]!r} of y is not one of the classes") from None
 
 
-def _estimator_arrays(estimator) -> dict[str, np.ndarray]:
+def _estimator_arrays(estimator, dataset: str | None = None) -> dict[str, np.ndarray]:
     """The arrays and metadata that :func:`save_set` writes for a fitted ``estimator``."""
     check_is_fitted(estimator, ["X_syn_", "y_syn_", "classes_"])
+    if dataset is not None and (not isinstance(dataset, str) or not dataset.strip()):
+        raise TypeError(f"dataset should be a non-empty string naming the data, or None; got {dataset!r}")
     X = np.asarray(estimator.X_syn_)
     if X.dtype.kind not in "biuf":
         raise TypeError(f"X_syn_ must hold real numbers, got dtype {X.dtype}")
@@ -206,6 +214,8 @@ def _estimator_arrays(estimator) -> dict[str, np.ndarray]:
         "version": __version__,
         "labels_object": bool(y_object or classes_object),
     }
+    if dataset is not None:
+        meta["dataset"] = dataset
     arrays = {
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
@@ -236,7 +246,7 @@ def _estimator_arrays(estimator) -> dict[str, np.ndarray]:
 
 
 # ---------------------------------------------------------------------- save
-def save_set(path, estimator) -> Path:
+def save_set(path, estimator, *, dataset: str | None = None) -> Path:
     """Write a fitted estimator's synthetic or selected set to a portable ``.npz`` file.
 
     The file holds only numeric and unicode arrays (it loads with
@@ -255,6 +265,11 @@ def save_set(path, estimator) -> Path:
         is replaced.
     estimator : GradientMatchingCondenser, Herding or RandomCoreset
         A fitted estimator.
+    dataset : str, optional
+        Name of the data the estimator was fitted on (e.g. ``"fashion-mnist"``),
+        kept with the set as :attr:`SyntheticSet.dataset`. ``gradmatch
+        evaluate`` scores a set on this dataset unless told another, and
+        warns when told another.
 
     Returns
     -------
@@ -265,6 +280,8 @@ def save_set(path, estimator) -> Path:
     ------
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
+    TypeError
+        If ``dataset`` is given but not a non-empty string.
     FileNotFoundError
         If the folder of ``path`` does not exist.
 
@@ -282,7 +299,7 @@ def save_set(path, estimator) -> Path:
     >>> loaded.method, loaded.X.shape, loaded.y[:4].tolist()
     ('RandomCoreset', (20, 64), [0, 0, 1, 1])
     """
-    arrays = _estimator_arrays(estimator)
+    arrays = _estimator_arrays(estimator, dataset)
     path = Path(os.fspath(path))
     folder = path.parent
     if not folder.is_dir():
@@ -479,6 +496,10 @@ def _read_set(r: _Reader) -> SyntheticSet:
     for key, kind in (("method", str), ("settings", dict), ("version", str)):
         if not isinstance(meta.get(key), kind):
             raise r.fail(f"the meta entry lacks {key!r} (a {kind.__name__})")
+    # Optional (files written before it existed, or without a name, have none).
+    dataset = meta.get("dataset")
+    if dataset is not None and not isinstance(dataset, str):
+        raise r.fail(f"the meta entry's 'dataset' should be a string, found {dataset!r}")
 
     X, y, classes = r.array("X"), r.array("y"), r.array("classes")
     if X.dtype.kind not in "biuf" or X.ndim < 2:
@@ -537,5 +558,5 @@ def _read_set(r: _Reader) -> SyntheticSet:
     return SyntheticSet(
         X=X, y=y, classes=classes, input_shape=input_shape, normalization=normalization,
         method=meta["method"], settings=meta["settings"], version=meta["version"],
-        sample_indices=indices, history=history,
+        sample_indices=indices, history=history, dataset=dataset,
     )

@@ -142,8 +142,43 @@ def test_evaluate_warns_when_statistics_differ(random_set, tmp_path, capsys):
     assert main(["evaluate", str(random_set), "--dataset", "mnist", "--data-dir", str(data),
                  "--models", "1", "--epochs", "1"]) == 0
     captured = capsys.readouterr()
-    assert captured.err.startswith("gradmatch: warning: ") and "another dataset" in captured.err
+    warnings = captured.err.strip().splitlines()
+    assert len(warnings) == 2 and all(w.startswith("gradmatch: warning: ") for w in warnings)
+    # The set says where it came from; the statistics say it too.
+    assert "was made from digits; scoring it on mnist's test split as asked" in warnings[0]
+    assert "another dataset" in warnings[1]
     assert "(n=1)" in captured.out
+
+
+def test_evaluate_defaults_to_the_dataset_the_set_records(tmp_path, capsys):
+    data = _fake_idx_dataset(tmp_path / "fake", side=8, n_classes=10)
+    path = tmp_path / "mnist-random.npz"
+    assert main(["condense", "--method", "random", "--dataset", "mnist", "--data-dir", str(data),
+                 "--out", str(path), "--quiet"]) == 0
+    assert load_set(path).dataset == "mnist"
+    report = tmp_path / "acc.json"
+    # No --dataset: the set's own (its files still come from --data-dir).
+    assert main(["evaluate", str(path), "--data-dir", str(data), "--models", "1", "--epochs", "1",
+                 "--json", str(report)]) == 0
+    captured = capsys.readouterr()
+    assert "20 mnist test images" in captured.out and captured.err == ""
+    record = json.loads(report.read_text())
+    assert record["dataset"] == record["set_dataset"] == "mnist"
+
+
+def test_evaluate_needs_dataset_for_a_set_from_other_data(digits, tmp_path, capsys):
+    from gradmatch import RandomCoreset
+    from gradmatch.io import save_set
+
+    path = save_set(tmp_path / "own.npz", RandomCoreset(ipc=1, random_state=0).fit(*digits),
+                    dataset="my-scans")
+    assert main(["evaluate", str(path), "--models", "1", "--epochs", "1"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "was made from 'my-scans'" in line and "give --dataset" in line
+    # Sets that record no dataset keep the old default, digits.
+    plain = save_set(tmp_path / "plain.npz", RandomCoreset(ipc=1, random_state=0).fit(*digits))
+    assert main(["evaluate", str(plain), "--models", "1", "--epochs", "1"]) == 0
+    assert "450 digits test images" in capsys.readouterr().out
 
 
 def test_show_writes_a_png(random_set, tmp_path, capsys):
@@ -217,7 +252,7 @@ def test_set_that_does_not_match_the_dataset(random_set, tmp_path, capsys, side,
     assert main(["evaluate", str(random_set), "--dataset", "mnist", "--data-dir", str(data),
                  "--models", "1", "--epochs", "1"]) == 1
     line = _error_line(capsys.readouterr().err)
-    assert needle in line and "another dataset" in line
+    assert needle in line and "it was made from another dataset (digits)" in line
 
 
 def test_missing_dataset_files(random_set, tmp_path, capsys):

@@ -219,6 +219,21 @@ def test_metadata_content(digits, fast, tmp_path):
     assert meta["settings"] == settings
 
 
+def test_dataset_name_travels_with_the_set(digits, tmp_path):
+    est = RandomCoreset(ipc=1, random_state=0).fit(*digits)
+    named = load_set(save_set(tmp_path / "named.npz", est, dataset="digits"))
+    assert named.dataset == "digits" and "dataset='digits'" in repr(named)
+    # Not given: None, and the meta entry has no such key (files from before it read the same).
+    unnamed = tmp_path / "unnamed.npz"
+    assert load_set(save_set(unnamed, est)).dataset is None
+    with np.load(unnamed, allow_pickle=False) as raw:
+        assert "dataset" not in json.loads(str(raw["meta"]))
+    for bad in ("", "  ", 3, ["digits"]):
+        with pytest.raises(TypeError, match="dataset should be a non-empty string"):
+            save_set(tmp_path / "bad.npz", est, dataset=bad)
+    assert not (tmp_path / "bad.npz").exists()
+
+
 def test_object_parameters_become_their_repr(digits, tmp_path):
     rs = np.random.RandomState(0)
     est = RandomCoreset(ipc=1, random_state=rs, input_shape=[1, 8, 8]).fit(digits[0].reshape(300, -1),
@@ -367,6 +382,8 @@ def test_corrupt_files(good_file, name):
         (dict(meta=np.array("{not json")), "not valid JSON"),
         (dict(meta=np.array('{"method": "x"}')), "lacks 'settings'"),
         (dict(meta=np.frombuffer(b'{"method": 1}', dtype=np.uint8)), "should be a string"),
+        (dict(meta=np.array('{"method": "x", "settings": {}, "version": "0", "dataset": 7}')),
+         "'dataset' should be a string"),
         (dict(y=np.array(list("ab"))), "one label per sample"),
         (dict(y=np.array(list("abcdefghiz"))), "'z' of y is not one of the classes"),
         (dict(classes=np.array(list("aacdefghij"))), "duplicates"),
