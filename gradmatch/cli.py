@@ -290,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None,
                    help="picture to write; the extension picks the format (png, pdf, svg) "
                         "(default: SET with the suffix .png)")
-    p.add_argument("--title", default=None, help="title of the picture (default: the method and images per class)")
+    p.add_argument("--title", default=None, help="title of the picture (default: the method, images per class and the dataset "
+                        "the set records)")
     p.set_defaults(run=_show)
     return parser
 
@@ -582,7 +583,8 @@ def _show(args) -> int:
     X = np.asarray(syn.X)
     image_shape = tuple(syn.input_shape) if X.ndim == 2 and syn.input_shape is not None else None
     per_class = len(syn.y) / max(1, len(syn.classes))
-    title = args.title if args.title is not None else f"{syn.method}: {per_class:g} per class"
+    source = f" of {syn.dataset}" if syn.dataset else ""
+    title = args.title if args.title is not None else f"{syn.method}: {per_class:g} per class{source}"
     fig = plot_image_grid(X, syn.y, image_shape=image_shape, classes=syn.classes, title=title, path=out)
     import matplotlib.pyplot as plt
 

@@ -188,6 +188,18 @@ def test_show_writes_a_png(random_set, tmp_path, capsys):
     assert str(out) in capsys.readouterr().out
 
 
+def test_show_titles_the_picture_with_the_recorded_dataset(random_set, tmp_path, monkeypatch):
+    import gradmatch.plotting
+
+    titles = []
+    real = gradmatch.plotting.plot_image_grid
+    monkeypatch.setattr(gradmatch.plotting, "plot_image_grid",
+                        lambda *a, title=None, **k: titles.append(title) or real(*a, title=title, **k))
+    assert main(["show", str(random_set), "--out", str(tmp_path / "a.png")]) == 0
+    assert main(["show", str(random_set), "--out", str(tmp_path / "b.png"), "--title", "mine"]) == 0
+    assert titles == ["RandomCoreset: 1 per class of digits", "mine"]
+
+
 # ----------------------------------------------------------------------------- help, version
 @pytest.mark.parametrize("command", [None, "condense", "evaluate", "show"])
 def test_help_is_complete(command, capsys):
