@@ -290,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None,
                    help="picture to write; the extension picks the format (png, pdf, svg) "
                         "(default: SET with the suffix .png)")
-    p.add_argument("--title", default=None, help="title of the picture (default: the method, images per class and the dataset "
+    p.add_argument("--title", default=None,
+                   help="title of the picture (default: the method, images per class and the dataset "
                         "the set records)")
     p.set_defaults(run=_show)
     return parser
@@ -561,7 +562,8 @@ def _evaluate(args) -> int:
     if args.json is not None:
         record = {
             "set": str(args.set), "method": syn.method, "set_version": syn.version,
-            "set_dataset": syn.dataset, "dataset": args.dataset, "data_dir": None if args.data_dir is None else str(args.data_dir),
+            "set_dataset": syn.dataset, "dataset": args.dataset,
+            "data_dir": None if args.data_dir is None else str(args.data_dir),
             "n_test": int(len(X_test)), "n_images": int(len(syn.y)), "n_classes": int(len(syn.classes)),
             "model": model, "epochs": args.epochs, "augment": args.augment, "n_models": args.models,
             "seed": args.seed,
