@@ -414,6 +414,13 @@ def report(budget: Budget, out: Path) -> str:
         f"ours {100 * np.mean(json.loads(p.read_text())['accuracies']):.1f} after "
         f"{json.loads(p.read_text())['epochs']} epochs" for p in whole) or "ours not run"
     lines += [f"| Whole training set | {whole_txt} | paper {PAPER_WHOLE_SET} |", ""]
+    indicative = sorted({(c.ipc, c.iterations) for c in budget.cells if c.indicative})
+    if indicative:
+        # Say it where the numbers are: these cells answer orderings, not the paper's figures.
+        lines += ["Indicative cells (" + ", ".join(f"ipc {i}: K={k}" for i, k in indicative)
+                  + f", against the paper's K=1000) run a small fraction of the paper's iterations "
+                  "with few sets and networks: expect them well under the paper's figures, and "
+                  "compare their order, not their values.", ""]
     # The ordering the paper reports at ipc 1, pair by pair, against the pooled noise.
     lines += ["## Ordering at ipc 1 (paper: Ours-MD > DC > Herding > Random)", ""]
     lines += _pair_table(st, [("md", "dc"), ("dc", "herding"), ("herding", "random")])
