@@ -51,7 +51,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine_info as _machine_info  # noqa: E402
 
-
 from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset  # noqa: E402
 from gradmatch._runtime import cpu_has_bf16  # noqa: E402
 from gradmatch.condenser import VARIANTS  # noqa: E402
@@ -257,8 +256,7 @@ def cannot_run_here(cell: Cell) -> str | None:
     return None
 
 
-def run_cell(cell: Cell, data, out: Path, verbose: int, eval_jobs: int, dataset: str | None = None,
-             herding_feature_epochs: int | str = "auto") -> dict:
+def run_cell(cell: Cell, data, out: Path, verbose: int, budget: Budget) -> dict:
     path = out / "cells" / f"{cell.key}.json"
     record = json.loads(path.read_text()) if path.exists() else None
     if record is None or record.get("budget") != cell.budget():
@@ -276,15 +274,15 @@ def run_cell(cell: Cell, data, out: Path, verbose: int, eval_jobs: int, dataset:
             X_set, y_set, normalization = saved.X, saved.y, saved.normalization
         else:
             source.parent.mkdir(parents=True, exist_ok=True)
-            reducer = make_reducer(cell, seed, verbose, out / "checkpoints", herding_feature_epochs)
+            reducer = make_reducer(cell, seed, verbose, out / "checkpoints", budget.herding_feature_epochs)
             X_set, y_set = reducer.fit_resample(X, y)
             normalization = reducer.normalization_  # the real data's, for every kind of set
-            save_set(source, reducer, dataset=dataset)
+            save_set(source, reducer, dataset=budget.dataset)
         fit_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         result = evaluate_set(X_set, y_set, X_test, y_test, normalization=normalization,
                               n_models=cell.models, augment=cell.eval_augment,
-                              epochs=cell.epochs, random_state=seed, n_jobs=eval_jobs)
+                              epochs=cell.epochs, random_state=seed, n_jobs=budget.eval_jobs)
         record["sets"].append({"seed": seed, "accuracies": result.accuracies,
                                "fit_seconds": fit_seconds, "eval_seconds": time.perf_counter() - t1,
                                "machine": machine_info()})
@@ -418,7 +416,7 @@ def report(budget: Budget, out: Path) -> str:
     if indicative:
         # Say it where the numbers are: these cells answer orderings, not the paper's figures.
         lines += ["Indicative cells (" + ", ".join(f"ipc {i}: K={k}" for i, k in indicative)
-                  + f", against the paper's K=1000) run a small fraction of the paper's iterations "
+                  + ", against the paper's K=1000) run a small fraction of the paper's iterations "
                   "with few sets and networks: expect them well under the paper's figures, and "
                   "compare their order, not their values.", ""]
     # The ordering the paper reports at ipc 1, pair by pair, against the pooled noise.
@@ -645,8 +643,7 @@ def main(argv=None) -> int:
                     continue
                 print(f"cell {cell.key}: K={cell.iterations}, {cell.sets} set(s) x {cell.models} models, "
                       f"{cell.epochs} epochs", flush=True)
-                run_cell(cell, data, out, args.verbose, budget.eval_jobs, budget.dataset,
-                         budget.herding_feature_epochs)
+                run_cell(cell, data, out, args.verbose, budget)
             if not args.cells or WHOLE_KEY in args.cells:
                 run_whole(budget, data, out)
     text = report(budget, out)
