@@ -110,6 +110,8 @@ TABLE_DSA = [("DC (no augmentation)", "dc", {}), ("Ours-MD (no augmentation)", "
              ("Ours-MD, evaluated with DSA", "md@dsa-eval", {}), ("DC+DSA", "dc+dsa", DSA_PAPER),
              ("Ours-MD+DSA", "md+dsa", {}), ("Ours-MDA (no augmentation)", "mda", {}),
              ("Ours-MDA, evaluated with DSA", "mda@dsa-eval", {}), ("Ours-MDA+DSA", "mda+dsa", {})]
+#: Outer iterations K of the paper's runs (and of the ``paper`` budget).
+PAPER_ITERATIONS = 1000
 #: DSA's evaluation: augmented batches for 1000 epochs.
 DSA_EVAL_EPOCHS = 1000
 #: Random selections in the investigation of the Random baseline.
@@ -212,10 +214,10 @@ def make_budget(name: str) -> Budget:
         cells = []
         for ipc in (1, 10, 50):
             methods = t13 + (["mdo", "mda"] if ipc > 1 else []) + (t2_only if ipc == 1 else [])
-            cells += [Cell(m, ipc, 1000, 2, 50, 300) for m in methods]
+            cells += [Cell(m, ipc, PAPER_ITERATIONS, 2, 50, 300) for m in methods]
             dsa = ["dc+dsa", "md+dsa"] + (["mda+dsa"] if ipc > 1 else [])
-            cells += [Cell(m, ipc, 1000, 2, 50, DSA_EVAL_EPOCHS, eval_augment="dsa") for m in dsa]
-            cells += [Cell(f"{m}@dsa-eval", ipc, 1000, 2, 50, DSA_EVAL_EPOCHS, eval_augment="dsa",
+            cells += [Cell(m, ipc, PAPER_ITERATIONS, 2, 50, DSA_EVAL_EPOCHS, eval_augment="dsa") for m in dsa]
+            cells += [Cell(f"{m}@dsa-eval", ipc, PAPER_ITERATIONS, 2, 50, DSA_EVAL_EPOCHS, eval_augment="dsa",
                            reuse_sets=True) for m in ["md"] + (["mda"] if ipc > 1 else [])]
         return Budget("paper", "fashion-mnist", cells, whole_epochs=20)
     raise SystemExit(f"unknown budget {name!r}: use smoke, cpu or paper")
@@ -408,15 +410,15 @@ def report(budget: Budget, out: Path) -> str:
         "angle alone beats magnitude-aware distances alone.")
     lines += ["## Table 3: ablation", "", head, sep] + [row(*r, paper_sd=TABLE3_STD.get(r[1])) for r in TABLE3]
     whole = sorted((out / "cells").glob("whole-*.json")) if (out / "cells").exists() else []
-    whole_txt = "; ".join(
-        f"ours {100 * np.mean(json.loads(p.read_text())['accuracies']):.1f} after "
-        f"{json.loads(p.read_text())['epochs']} epochs" for p in whole) or "ours not run"
+    whole_recs = [json.loads(p.read_text()) for p in whole]
+    whole_txt = "; ".join(f"ours {100 * np.mean(r['accuracies']):.1f} after {r['epochs']} epochs"
+                          for r in whole_recs) or "ours not run"
     lines += [f"| Whole training set | {whole_txt} | paper {PAPER_WHOLE_SET} |", ""]
     indicative = sorted({(c.ipc, c.iterations) for c in budget.cells if c.indicative})
     if indicative:
         # Say it where the numbers are: these cells answer orderings, not the paper's figures.
         lines += ["Indicative cells (" + ", ".join(f"ipc {i}: K={k}" for i, k in indicative)
-                  + ", against the paper's K=1000) run a small fraction of the paper's iterations "
+                  + f", against the paper's K={PAPER_ITERATIONS}) run a small fraction of the paper's iterations "
                   "with few sets and networks: expect them well under the paper's figures, and "
                   "compare their order, not their values.", ""]
     # The ordering the paper reports at ipc 1, pair by pair, against the pooled noise.
@@ -546,10 +548,7 @@ def _pair_table(st: dict, pairs, ipc: int = 1, note: bool = True,
              "| sets apart? |" + extra, "|---|---|---|---|---|---|" + ("---|---|" if paper else "")]
     for a, b in pairs:
         sa, sb = st.get(f"ipc{ipc}-{a}"), st.get(f"ipc{ipc}-{b}")
-        paper_cols = ""
-        if paper:
-            paper_diff = paper[a] - paper[b]
-            paper_cols = f" {paper_diff:+.1f} |"
+        paper_diff = paper[a] - paper[b] if paper else None
         if sa and sb:
             diff = sa["mean"] - sb["mean"]
             se = math.sqrt(sa["std"] ** 2 / sa["n"] + sb["std"] ** 2 / sb["n"])
@@ -558,12 +557,13 @@ def _pair_table(st: dict, pairs, ipc: int = 1, note: bool = True,
                      f"{', '.join(f'{m:.1f}' for m in sb['set_means'])}")
             apart = ("yes" if min(sa["set_means"]) > max(sb["set_means"]) else
                      "reversed" if max(sa["set_means"]) < min(sb["set_means"]) else "no, they overlap")
-            if paper:
-                paper_cols += f" {_same_way(diff, se, paper_diff)} |"
-            lines.append(f"| {a} vs {b} | {diff:+.1f} | {2 * se:.1f} | {verdict} | {means} | {apart} |"
-                         + paper_cols)
+            row = f"| {a} vs {b} | {diff:+.1f} | {2 * se:.1f} | {verdict} | {means} | {apart} |"
+            same = _same_way(diff, se, paper_diff) if paper else ""
         else:
-            lines.append(f"| {a} vs {b} | (not run) | | | | |" + (paper_cols + " |" if paper else ""))
+            row, same = f"| {a} vs {b} | (not run) | | | | |", ""
+        if paper:
+            row += f" {paper_diff:+.1f} | {same} |" if same else f" {paper_diff:+.1f} | |"
+        lines.append(row)
     lines += [""]
     if not note:
         return lines
@@ -573,7 +573,6 @@ def _pair_table(st: dict, pairs, ipc: int = 1, note: bool = True,
               "every set of the first method scores above every set of the second (set means "
               "over their networks).", ""]
     return lines
-
 
 
 def _against_paper(st: dict, pairs, paper: dict[str, float], intro: str) -> list[str]:
@@ -603,6 +602,7 @@ def _rank_agreement(ours: dict[str, float], paper: dict[str, float]) -> str | No
     tau = kendalltau([ours[m] for m in common], [paper[m] for m in common]).statistic
     return (f"Kendall's tau between our ranking and the paper's over the {len(common)} finished "
             f"rows: {tau:+.2f} (+1: the same order, 0: unrelated, -1: reversed).")
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -193,7 +193,7 @@ def main(argv=None) -> int:
     # said so, rather than timed under a wrong name.
     skipped = {}
     for p in precisions:
-        used, warning = resolve_precision(p.split("+")[0], device)
+        _, warning = resolve_precision(p.split("+")[0], device)
         if warning:
             skipped[p] = warning
     for p, warning in skipped.items():
