@@ -57,7 +57,7 @@ from gradmatch.condenser import VARIANTS  # noqa: E402
 from gradmatch.datasets import FASHION_MNIST_DIR, load_digits_images, load_fashion_mnist  # noqa: E402
 from gradmatch.evaluation import evaluate_set  # noqa: E402
 from gradmatch.io import load_set, save_set  # noqa: E402
-from gradmatch.memory import keep_freed_memory  # noqa: E402
+from gradmatch import memory  # noqa: E402
 
 # ----------------------------------------------------------------- methods
 #: Condenser settings of each named method (the paper's Tables 1-3).
@@ -116,6 +116,8 @@ PAPER_ITERATIONS = 1000
 DSA_EVAL_EPOCHS = 1000
 #: Random selections in the investigation of the Random baseline.
 RANDOM_SPREAD_SETS = 10
+#: Outer iterations of the investigation of inter-class matching (against the cpu budget's 100).
+LONGER_ITERATIONS = 200
 #: ``--cells`` name of the whole-training-set reference.
 WHOLE_KEY = "whole"
 
@@ -147,6 +149,14 @@ class Cell:
     def maker(self) -> str:
         """The method that makes the sets: ``md@dsa-eval`` re-evaluates ``md``'s."""
         return self.method.split("@")[0]
+
+    @property
+    def set_stem(self) -> str:
+        """File stem of the cell's sets (``-set0`` etc. follow): the maker's own files
+        when the cell re-evaluates or extends them, its own when it makes other sets
+        with the same condenser (``inter@k200``: a longer run)."""
+        name = self.maker if self.reuse_sets or self.extends else self.method
+        return f"ipc{self.ipc}-{name}"
 
     def budget(self) -> dict:
         """The settings a saved record must match; fields at their defaults are left
@@ -209,6 +219,10 @@ def make_budget(name: str) -> Budget:
         # Investigation: Random ipc 1 came out 2.8 below the paper with 2
         # selections; 10 selections measure how far it moves between them.
         cells += [Cell("random@spread", 1, 100, RANDOM_SPREAD_SETS, 5, 300, extends="ipc1-random")]
+        # Investigation: inter-class matching came out 1.6 under intra-class (the
+        # paper: 0.3). One set of each at twice the iterations (same seed as their
+        # first sets) says whether the gap is the shorter budget's.
+        cells += [Cell(f"{m}@k{LONGER_ITERATIONS}", 1, LONGER_ITERATIONS, 1, 5, 300) for m in ("dc", "inter")]
         return Budget("cpu", "fashion-mnist", cells, whole_epochs=2)
     if name == "paper":
         cells = []
@@ -267,7 +281,7 @@ def run_cell(cell: Cell, data, out: Path, verbose: int, budget: Budget) -> dict:
     for s in range(len(record["sets"]), cell.sets):
         seed = 1000 * s
         t0 = time.perf_counter()
-        source = out / "sets" / f"ipc{cell.ipc}-{cell.maker}-set{s}.npz"
+        source = out / "sets" / f"{cell.set_stem}-set{s}.npz"
         if cell.reuse_sets:
             if not source.exists():
                 print(f"  {cell.key} set {s + 1}: waits for {source.name}", flush=True)
@@ -446,6 +460,9 @@ def report(budget: Budget, out: Path) -> str:
     spread = next((c for c in budget.cells if c.method == "random@spread"), None)
     if spread is not None:
         lines += _random_spread(st.get(spread.key), spread)
+    longer = {c.maker: c for c in budget.cells if c.method.endswith(f"@k{LONGER_ITERATIONS}")}
+    if longer:
+        lines += _longer_runs(recs, cells, longer)
     return "\n".join(lines)
 
 
@@ -483,6 +500,48 @@ def _random_spread(stats: dict | None, cell: Cell) -> list[str]:
               f"- pooled over every network: {stats['mean']:.1f} +- {stats['std']:.1f}",
               f"- paper {paper} minus ours: {paper - means.mean():+.1f} points = "
               f"{(paper - means.mean()) / se:.1f} standard errors", ""]
+    return lines
+
+
+def _longer_runs(recs: dict, cells: dict[str, Cell], longer: dict[str, Cell]) -> list[str]:
+    """Each rule's first set at the budget's K beside one set at ``LONGER_ITERATIONS``."""
+    labels = {m: label for label, m, _ in TABLE1}
+    paper = {m: p[1] for _, m, p in TABLE1}
+    short_k = sorted({cells[f"ipc1-{m}"].iterations for m in longer if f"ipc1-{m}" in cells})
+    k = "/".join(map(str, short_k))
+    lines = ["## Investigation: inter-class matching and the number of iterations (ipc 1)", "",
+             f"Inter-class matching came out well under intra-class at K={k} (Table 1). One more set of "
+             f"each at K={LONGER_ITERATIONS}, with the seed of its first set and the same protocol: if "
+             "the gap closes, the shorter budget is the cause.", "",
+             f"| matching rule | K={k}, first set | K={k}, all sets | K={LONGER_ITERATIONS}, one set |",
+             "|---|---|---|---|"]
+
+    def mean(record, first_only=False):
+        if not record or not record.get("sets"):
+            return None
+        chosen = record["sets"][:1] if first_only else record["sets"]
+        return 100 * float(np.mean([a for s in chosen for a in s["accuracies"]]))
+
+    figures = {}
+    for m, cell in longer.items():
+        short = recs.get(f"ipc1-{m}")
+        figures[m] = (mean(short, first_only=True), mean(short), mean(recs.get(cell.key)))
+        lines.append(f"| {labels.get(m, m)} | " + " | ".join(
+            "(not run)" if v is None else f"{v:.1f}" for v in figures[m]) + " |")
+    lines.append("")
+    if {"dc", "inter"} <= figures.keys():
+        gaps = [None if a is None or b is None else a - b for a, b in zip(figures["dc"], figures["inter"])]
+        names = (f"K={k}, first sets", f"K={k}, all sets", f"K={LONGER_ITERATIONS}")
+        lines += ["Intra- minus inter-class: " + "; ".join(
+            f"{name} {'(not run)' if g is None else f'{g:+.1f}'}" for name, g in zip(names, gaps))
+            + f" (the paper, K={PAPER_ITERATIONS}: {paper['dc'] - paper['inter']:+.1f})."]
+        # Noise of a gap between two one-set means, from the spread between networks at K=100.
+        spread = [_stats(recs.get(f"ipc1-{m}")) for m in ("dc", "inter")]
+        if all(spread):
+            se = math.sqrt(sum(st["std"] ** 2 / longer[m].models for st, m in zip(spread, ("dc", "inter"))))
+            lines[-1] += (f" Between networks alone, a gap between two one-set means has a standard error "
+                          f"of about {se:.1f} points (the spread between sets adds to it).")
+        lines.append("")
     return lines
 
 
@@ -613,9 +672,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="results folder (default docs/results/reproduce-<budget>)")
     parser.add_argument("--report", action="store_true", help="only write the tables from finished cells")
     parser.add_argument("--verbose", type=int, default=0)
-    parser.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
-                        help="run inside gradmatch.keep_freed_memory() (glibc; each set's record says "
-                             "which); sets recorded before 2026-12-01 ran without it")
+    memory.add_option(parser, note="each set's record says which; sets recorded before 2026-12-01 "
+                                   "ran without it")
     args = parser.parse_args(argv)
 
     budget = make_budget(args.budget)
@@ -630,7 +688,7 @@ def main(argv=None) -> int:
     if not args.report:
         data = load_data(budget.dataset, args.data_dir)
         # The allocator changes seconds, never results: records say which ran.
-        with keep_freed_memory(enabled=args.keep_freed_memory):
+        with memory.keep_freed_memory(enabled=args.keep_freed_memory):
             # Inside the block, so that the machine line says which allocator runs.
             print(f"budget {budget.name} on {budget.dataset}: {len(budget.cells)} cells; "
                   f"machine {machine_info()}", flush=True)

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import memory
 from ._version import __version__
 
 __all__ = ["main", "build_parser", "METHODS"]
@@ -169,14 +170,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the version and exit")
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
 
-    def memory_option(p):
-        # The command owns its process, so it may change malloc's settings (the
-        # library itself only does so inside gradmatch.keep_freed_memory()).
-        p.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
-                       help="glibc: keep freed memory for reuse instead of mapping large tensors "
-                            "afresh at every step (a CPU float32 step took 0.6-0.7x the time, same "
-                            "results); peak memory can nearly double until the command ends")
-
     def dataset_options(p, what: str, default: str | None = "digits"):
         p.add_argument("--dataset", type=_dataset_name, choices=DATASET_NAMES, default=default,
                        help=f"{what}; digits ships with scikit-learn, the others are read from "
@@ -246,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="herd in a trained network's feature space or on the pixels")
     h.add_argument("--feature-epochs", type=_feature_epochs, default="auto",
                    help="epochs of training of the feature network (auto: at least 200 SGD steps)")
-    memory_option(p)
+    memory.add_option(p)
     p.set_defaults(run=_condense,
                    method_option_defaults={dest: p.get_default(dest) for dest in _METHOD_OPTIONS})
 
@@ -277,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the first network")
     p.add_argument("--json", type=Path, default=None, metavar="OUT",
                    help="also write the accuracies and settings to this JSON file (default: none)")
-    memory_option(p)
+    memory.add_option(p)
     p.set_defaults(run=_evaluate)
 
     # --------------------------------------------------------------- show
@@ -617,9 +610,7 @@ def main(argv=None) -> int:
     if args.command is None:
         return _fail(f"choose a command: condense, evaluate or show (see '{PROG} --help')", 2)
     try:
-        from .memory import keep_freed_memory
-
-        with keep_freed_memory(enabled=getattr(args, "keep_freed_memory", False)):
+        with memory.keep_freed_memory(enabled=getattr(args, "keep_freed_memory", False)):
             return args.run(args)
     except KeyboardInterrupt:
         if _debug():

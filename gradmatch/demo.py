@@ -20,7 +20,7 @@ import numpy as np
 from . import GradientMatchingCondenser, RandomCoreset, __version__
 from .datasets import load_digits_images
 from .evaluation import EvaluationResult, evaluate_set
-from .memory import keep_freed_memory
+from . import memory
 
 
 def main(argv=None) -> int:
@@ -33,11 +33,10 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="parallel evaluation processes (default 2)")
     parser.add_argument("--grid", default="digits_ipc1.png", help="PNG of the synthetic set ('' to skip)")
     parser.add_argument("--verbose", type=int, default=1)
-    parser.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
-                        help="glibc: keep freed memory for reuse (faster CPU steps; same results)")
+    memory.add_option(parser)
     args = parser.parse_args(argv)
     # The demo owns its process, so it may change malloc's settings for its run.
-    with keep_freed_memory(enabled=args.keep_freed_memory):
+    with memory.keep_freed_memory(enabled=args.keep_freed_memory):
         return _run(args)
 
 

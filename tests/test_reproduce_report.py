@@ -97,3 +97,30 @@ def test_table2_analysis_reports_a_reversal(reproduce, tmp_path):
     assert "Ordering, ours (ipc 1): d1+d2 (cos+l2) > d2 (l2) > d3 (sse) > 100 d4 (100*mse) > d1 (cos)" in text
     tau = next(line for line in text.splitlines() if "over the 5 finished rows" in line)
     assert float(tau.split(":")[1].split()[0]) < 0.5
+
+
+def test_longer_runs_compare_each_rule_at_both_budgets(reproduce, tmp_path):
+    budget = reproduce.make_budget("cpu")
+    k = reproduce.LONGER_ITERATIONS
+    write_cell(tmp_path, "ipc1-dc", tight(70.0))
+    write_cell(tmp_path, "ipc1-inter", [[0.683] * 5, [0.679] * 5])
+    section = lambda text: text[text.index("## Investigation: inter-class"):]  # noqa: E731
+    text = section(reproduce.report(budget, tmp_path))
+    assert table_row(text, "inter-class")[1:] == ["68.3", "68.1", "(not run)"]
+    assert f"K={k} (not run)" in text and "K=100, all sets +1.9" in text
+    # The longer runs: inter-class catches up, and the gap shrinks with it.
+    write_cell(tmp_path, f"ipc1-dc@k{k}", [[0.705] * 5])
+    write_cell(tmp_path, f"ipc1-inter@k{k}", [[0.702] * 5])
+    text = section(reproduce.report(budget, tmp_path))
+    assert table_row(text, "intra-class")[1:] == ["70.0", "70.0", "70.5"]
+    assert f"K={k} +0.3" in text and "(the paper, K=1000: +0.3)" in text
+
+
+def test_a_longer_run_keeps_its_own_set_files(reproduce):
+    cells = {c.key: c for c in reproduce.make_budget("cpu").cells}
+    k = reproduce.LONGER_ITERATIONS
+    assert cells[f"ipc1-inter@k{k}"].set_stem == f"ipc1-inter@k{k}"  # not the K=100 sets' files
+    assert cells[f"ipc1-inter@k{k}"].maker == "inter"
+    assert cells["ipc1-md@dsa-eval"].set_stem == "ipc1-md"  # re-evaluates MD's sets
+    assert cells["ipc1-random@spread"].set_stem == "ipc1-random"  # extends Random's
+    assert cells["ipc1-dc"].set_stem == "ipc1-dc"
