@@ -462,7 +462,7 @@ def report(budget: Budget, out: Path) -> str:
         lines += _random_spread(st.get(spread.key), spread)
     longer = {c.maker: c for c in budget.cells if c.method.endswith(f"@k{LONGER_ITERATIONS}")}
     if longer:
-        lines += _longer_runs(recs, cells, longer)
+        lines += _longer_runs(st, cells, longer)
     return "\n".join(lines)
 
 
@@ -503,7 +503,7 @@ def _random_spread(stats: dict | None, cell: Cell) -> list[str]:
     return lines
 
 
-def _longer_runs(recs: dict, cells: dict[str, Cell], longer: dict[str, Cell]) -> list[str]:
+def _longer_runs(st: dict, cells: dict[str, Cell], longer: dict[str, Cell]) -> list[str]:
     """Each rule's first set at the budget's K beside one set at ``LONGER_ITERATIONS``."""
     labels = {m: label for label, m, _ in TABLE1}
     paper = {m: p[1] for _, m, p in TABLE1}
@@ -515,17 +515,10 @@ def _longer_runs(recs: dict, cells: dict[str, Cell], longer: dict[str, Cell]) ->
              "the gap closes, the shorter budget is the cause.", "",
              f"| matching rule | K={k}, first set | K={k}, all sets | K={LONGER_ITERATIONS}, one set |",
              "|---|---|---|---|"]
-
-    def mean(record, first_only=False):
-        if not record or not record.get("sets"):
-            return None
-        chosen = record["sets"][:1] if first_only else record["sets"]
-        return 100 * float(np.mean([a for s in chosen for a in s["accuracies"]]))
-
     figures = {}
     for m, cell in longer.items():
-        short = recs.get(f"ipc1-{m}")
-        figures[m] = (mean(short, first_only=True), mean(short), mean(recs.get(cell.key)))
+        short, long_run = st.get(f"ipc1-{m}"), st.get(cell.key)
+        figures[m] = (short and short["set_means"][0], short and short["mean"], long_run and long_run["mean"])
         lines.append(f"| {labels.get(m, m)} | " + " | ".join(
             "(not run)" if v is None else f"{v:.1f}" for v in figures[m]) + " |")
     lines.append("")
@@ -536,9 +529,9 @@ def _longer_runs(recs: dict, cells: dict[str, Cell], longer: dict[str, Cell]) ->
             f"{name} {'(not run)' if g is None else f'{g:+.1f}'}" for name, g in zip(names, gaps))
             + f" (the paper, K={PAPER_ITERATIONS}: {paper['dc'] - paper['inter']:+.1f})."]
         # Noise of a gap between two one-set means, from the spread between networks at K=100.
-        spread = [_stats(recs.get(f"ipc1-{m}")) for m in ("dc", "inter")]
+        spread = [st.get(f"ipc1-{m}") for m in ("dc", "inter")]
         if all(spread):
-            se = math.sqrt(sum(st["std"] ** 2 / longer[m].models for st, m in zip(spread, ("dc", "inter"))))
+            se = math.sqrt(sum(s["std"] ** 2 / longer[m].models for s, m in zip(spread, ("dc", "inter"))))
             lines[-1] += (f" Between networks alone, a gap between two one-set means has a standard error "
                           f"of about {se:.1f} points (the spread between sets adds to it).")
         lines.append("")
