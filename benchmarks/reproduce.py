@@ -56,7 +56,7 @@ from gradmatch._runtime import cpu_has_bf16  # noqa: E402
 from gradmatch.condenser import VARIANTS  # noqa: E402
 from gradmatch.datasets import FASHION_MNIST_DIR, load_digits_images, load_fashion_mnist  # noqa: E402
 from gradmatch.evaluation import evaluate_set  # noqa: E402
-from gradmatch.io import load_set, save_set  # noqa: E402
+from gradmatch.io import _jsonable, load_set, save_set  # noqa: E402
 from gradmatch import memory  # noqa: E402
 
 # ----------------------------------------------------------------- methods
@@ -272,6 +272,30 @@ def cannot_run_here(cell: Cell) -> str | None:
     return None
 
 
+#: Settings that change how a fit runs or reports, not the set it makes.
+RUN_ONLY_SETTINGS = ("verbose", "checkpoint", "checkpoint_every", "callback")
+
+
+def saved_set_of(path: Path, reducer, dataset: str):
+    """The set at ``path`` if ``reducer`` would make exactly it, else None.
+
+    A file left by another configuration (other settings, seed or data) is
+    never taken for this one: it is refitted and overwritten.
+    """
+    if not path.exists():
+        return None
+    try:
+        saved = load_set(path)
+    except (OSError, ValueError):
+        return None
+    wanted = json.loads(json.dumps(_jsonable(reducer.get_params(deep=False))))
+    differ = {key for key in set(wanted) | set(saved.settings) if key not in RUN_ONLY_SETTINGS
+              and wanted.get(key) != saved.settings.get(key)}
+    if saved.method != type(reducer).__name__ or saved.dataset != dataset or differ:
+        return None
+    return saved
+
+
 def run_cell(cell: Cell, data, out: Path, verbose: int, budget: Budget) -> dict:
     path = out / "cells" / f"{cell.key}.json"
     record = json.loads(path.read_text()) if path.exists() else None
@@ -291,10 +315,19 @@ def run_cell(cell: Cell, data, out: Path, verbose: int, budget: Budget) -> dict:
         else:
             source.parent.mkdir(parents=True, exist_ok=True)
             reducer = make_reducer(cell, seed, verbose, out / "checkpoints", budget.herding_feature_epochs)
-            X_set, y_set = reducer.fit_resample(X, y)
-            normalization = reducer.normalization_  # the real data's, for every kind of set
-            save_set(source, reducer, dataset=budget.dataset)
+            saved = saved_set_of(source, reducer, budget.dataset)
+            if saved is not None:
+                # The set was made but its evaluation never recorded (a run
+                # stopped mid-evaluation): evaluate it rather than refit it.
+                print(f"  {cell.key} set {s + 1}: evaluating the saved {source.name}", flush=True)
+                X_set, y_set, normalization = saved.X, saved.y, saved.normalization
+            else:
+                X_set, y_set = reducer.fit_resample(X, y)
+                normalization = reducer.normalization_  # the real data's, for every kind of set
+                save_set(source, reducer, dataset=budget.dataset)
         fit_seconds = time.perf_counter() - t0
+        if not cell.reuse_sets and saved is not None and saved.history:
+            fit_seconds = float(sum(saved.history["seconds"]))  # the fit's own time, not the load's
         t1 = time.perf_counter()
         result = evaluate_set(X_set, y_set, X_test, y_test, normalization=normalization,
                               n_models=cell.models, augment=cell.eval_augment,

@@ -60,6 +60,17 @@ def test_smoke_budget_runs_saves_cells_and_resumes(tmp_path):
     assert "set 1/1" not in second.stdout
     assert json.loads((out / "cells" / "ipc1-md.json").read_text()) == record
 
+    # A run stopped after a set was saved but before its evaluation was
+    # recorded: the rerun evaluates the saved set instead of fitting it again.
+    (out / "cells" / "ipc1-md.json").unlink()
+    saved = (out / "sets" / "ipc1-md-set0.npz").read_bytes()
+    third = run("--budget", "smoke", "--out", str(out), "--cells", "ipc1-md", cwd=tmp_path)
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert "ipc1-md set 1: evaluating the saved ipc1-md-set0.npz" in third.stdout
+    assert (out / "sets" / "ipc1-md-set0.npz").read_bytes() == saved  # not refitted
+    again = json.loads((out / "cells" / "ipc1-md.json").read_text())
+    assert again["sets"][0]["accuracies"] == record["sets"][0]["accuracies"]
+
 
 def test_unknown_cell_is_a_clear_error(tmp_path):
     res = run("--budget", "smoke", "--out", str(tmp_path), "--cells", "ipc1-nope", cwd=tmp_path)

@@ -124,3 +124,21 @@ def test_a_longer_run_keeps_its_own_set_files(reproduce):
     assert cells["ipc1-md@dsa-eval"].set_stem == "ipc1-md"  # re-evaluates MD's sets
     assert cells["ipc1-random@spread"].set_stem == "ipc1-random"  # extends Random's
     assert cells["ipc1-dc"].set_stem == "ipc1-dc"
+
+
+def test_a_saved_set_is_reused_only_for_its_own_configuration(reproduce, tmp_path):
+    import numpy as np
+    from gradmatch import RandomCoreset
+    from gradmatch.io import save_set
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 1, 8, 8)), np.repeat(np.arange(4), 10)
+    path = tmp_path / "set.npz"
+    save_set(path, RandomCoreset(ipc=2, random_state=0).fit(X, y), dataset="digits")
+    assert reproduce.saved_set_of(path, RandomCoreset(ipc=2, random_state=0), "digits") is not None
+    # Another seed, another ipc, other data or no file at all: fit afresh.
+    assert reproduce.saved_set_of(path, RandomCoreset(ipc=2, random_state=1), "digits") is None
+    assert reproduce.saved_set_of(path, RandomCoreset(ipc=3, random_state=0), "digits") is None
+    assert reproduce.saved_set_of(path, RandomCoreset(ipc=2, random_state=0), "fashion-mnist") is None
+    assert reproduce.saved_set_of(tmp_path / "none.npz", RandomCoreset(ipc=2, random_state=0), "digits") is None
+    path.write_bytes(b"not a set")  # a corrupt file is refitted, not trusted
+    assert reproduce.saved_set_of(path, RandomCoreset(ipc=2, random_state=0), "digits") is None
