@@ -56,7 +56,7 @@ from gradmatch._runtime import cpu_has_bf16  # noqa: E402
 from gradmatch.condenser import VARIANTS  # noqa: E402
 from gradmatch.datasets import FASHION_MNIST_DIR, load_digits_images, load_fashion_mnist  # noqa: E402
 from gradmatch.evaluation import evaluate_set  # noqa: E402
-from gradmatch.io import _jsonable, load_set, save_set  # noqa: E402
+from gradmatch.io import load_set, save_set, settings_as_saved  # noqa: E402
 from gradmatch import memory  # noqa: E402
 
 # ----------------------------------------------------------------- methods
@@ -288,7 +288,7 @@ def saved_set_of(path: Path, reducer, dataset: str):
         saved = load_set(path)
     except (OSError, ValueError):
         return None
-    wanted = json.loads(json.dumps(_jsonable(reducer.get_params(deep=False))))
+    wanted = settings_as_saved(reducer)
     differ = {key for key in set(wanted) | set(saved.settings) if key not in RUN_ONLY_SETTINGS
               and wanted.get(key) != saved.settings.get(key)}
     if saved.method != type(reducer).__name__ or saved.dataset != dataset or differ:
@@ -393,7 +393,10 @@ def _stats(record: dict | None):
     accs = [a for s in record["sets"] for a in s["accuracies"]]
     return {"mean": 100 * float(np.mean(accs)), "std": 100 * float(np.std(accs)), "n": len(accs),
             "sets": len(record["sets"]), "fit_seconds": float(np.mean([s["fit_seconds"] for s in record["sets"]])),
-            "set_means": [100 * float(np.mean(s["accuracies"])) for s in record["sets"]]}
+            "set_means": [100 * float(np.mean(s["accuracies"])) for s in record["sets"]],
+            # Standard error of each set's mean from its own networks (sample sd; nan for one network).
+            "set_ses": [100 * float(np.std(s["accuracies"], ddof=1) / math.sqrt(len(s["accuracies"])))
+                        if len(s["accuracies"]) > 1 else float("nan") for s in record["sets"]]}
 
 
 def _fmt(st, cell: Cell | None) -> str:
@@ -561,12 +564,27 @@ def _longer_runs(st: dict, cells: dict[str, Cell], longer: dict[str, Cell]) -> l
         lines += ["Intra- minus inter-class: " + "; ".join(
             f"{name} {'(not run)' if g is None else f'{g:+.1f}'}" for name, g in zip(names, gaps))
             + f" (the paper, K={PAPER_ITERATIONS}: {paper['dc'] - paper['inter']:+.1f})."]
-        # Noise of a gap between two one-set means, from the spread between networks at K=100.
-        spread = [st.get(f"ipc1-{m}") for m in ("dc", "inter")]
-        if all(spread):
-            se = math.sqrt(sum(s["std"] ** 2 / longer[m].models for s, m in zip(spread, ("dc", "inter"))))
-            lines[-1] += (f" Between networks alone, a gap between two one-set means has a standard error "
-                          f"of about {se:.1f} points (the spread between sets adds to it).")
+
+        def one_set_se(key_a: str, key_b: str) -> float | None:
+            """Standard error of the difference of two first-set means, from their networks."""
+            sa, sb = st.get(key_a), st.get(key_b)
+            return None if not (sa and sb) else math.hypot(sa["set_ses"][0], sb["set_ses"][0])
+
+        se_short = one_set_se("ipc1-dc", "ipc1-inter")
+        se_long = one_set_se(longer["dc"].key, longer["inter"].key)
+        if se_short is not None:
+            lines[-1] += (f" Standard error of a one-set gap, from the spread between the networks of the "
+                          f"two sets it compares (the spread between sets adds to it): K={k} {se_short:.1f}"
+                          + ("" if se_long is None else f"; K={LONGER_ITERATIONS} {se_long:.1f}") + ".")
+        if se_long is not None and se_short is not None:
+            # Same seeds at both K, so only the networks' noise is independent between the two gaps.
+            change, se_change = gaps[2] - gaps[0], math.hypot(se_short, se_long)
+            gains = [f"{labels.get(m, m)} {figures[m][2] - figures[m][0]:+.1f} (standard error "
+                     f"{one_set_se(f'ipc1-{m}', longer[m].key):.1f})" for m in ("dc", "inter")]
+            verdict = "beyond" if abs(change) > 2 * se_change else "within"
+            lines += ["", f"From K={k} to K={LONGER_ITERATIONS}, same seeds: " + ", ".join(gains)
+                      + f"; the gap moves by {change:+.1f} points (standard error {se_change:.1f}, "
+                      f"{verdict} twice its noise)."]
         lines.append("")
     return lines
 

@@ -38,7 +38,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._version import __version__
 
-__all__ = ["SyntheticSet", "save_set", "load_set", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["SyntheticSet", "save_set", "load_set", "settings_as_saved", "FORMAT", "FORMAT_VERSION"]
 
 #: Value of the ``format`` entry of every file written by :func:`save_set`.
 FORMAT = "gradmatch.synthetic-set"
@@ -167,6 +167,40 @@ def _jsonable(value):
     return repr(value)
 
 
+def settings_as_saved(estimator) -> dict:
+    """An estimator's parameters as :func:`save_set` records them in ``settings``.
+
+    Comparing this with :attr:`SyntheticSet.settings` tells whether a saved
+    file was made with the configuration at hand: tuples become lists, numpy
+    scalars become Python numbers, and objects JSON cannot hold (a
+    ``RandomState``, a network class) become their ``repr``, exactly as in
+    the file.
+
+    Parameters
+    ----------
+    estimator : object
+        Any estimator; one without ``get_params`` has no settings (``{}``).
+
+    Returns
+    -------
+    settings : dict
+        ``estimator.get_params(deep=False)`` as JSON-ready builtins.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gradmatch import RandomCoreset
+    >>> from gradmatch.io import settings_as_saved
+    >>> settings_as_saved(RandomCoreset(ipc=np.int64(2), random_state=0))["ipc"]
+    2
+    """
+    try:
+        params = estimator.get_params(deep=False)
+    except AttributeError:
+        return {}
+    return _jsonable(params)
+
+
 def _portable_labels(labels: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
     """Labels as an array numpy saves without pickle, and whether they were an object array."""
     labels = np.asarray(labels)
@@ -204,13 +238,9 @@ def _estimator_arrays(estimator, dataset: str | None = None) -> dict[str, np.nda
     y, y_object = _portable_labels(estimator.y_syn_, "labels")
     classes, classes_object = _portable_labels(estimator.classes_, "classes")
     input_shape = getattr(estimator, "input_shape_", None)
-    try:
-        get_params = estimator.get_params(deep=False)
-    except AttributeError:
-        get_params = {}
     meta = {
         "method": type(estimator).__name__,
-        "settings": _jsonable(get_params),
+        "settings": settings_as_saved(estimator),
         "version": __version__,
         "labels_object": bool(y_object or classes_object),
     }

@@ -26,7 +26,7 @@ from sklearn.exceptions import NotFittedError
 
 import gradmatch
 from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset
-from gradmatch.io import FORMAT, FORMAT_VERSION, SyntheticSet, load_set, save_set
+from gradmatch.io import FORMAT, FORMAT_VERSION, SyntheticSet, load_set, save_set, settings_as_saved
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -241,6 +241,17 @@ def test_object_parameters_become_their_repr(digits, tmp_path):
     loaded = load_set(save_set(tmp_path / "set.npz", est))
     assert loaded.settings == {"ipc": 1, "random_state": repr(rs), "input_shape": [1, 8, 8]}
     assert loaded.input_shape == (1, 8, 8)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_settings_as_saved_match_the_file(digits, fast, tmp_path, kind):
+    # What a caller compares with a loaded set's settings to know it was made this way.
+    est = make(kind, fast, random_state=np.int64(3))
+    expected = settings_as_saved(est)
+    assert expected["random_state"] == 3 and type(expected["random_state"]) is int
+    assert load_set(save_set(tmp_path / "set.npz", est.fit(*digits))).settings == expected
+    assert settings_as_saved(make(kind, fast, random_state=4)) != expected
+    assert settings_as_saved(object()) == {}  # nothing to record without get_params
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -99,21 +101,45 @@ def test_table2_analysis_reports_a_reversal(reproduce, tmp_path):
     assert float(tau.split(":")[1].split()[0]) < 0.5
 
 
+def spread(mean: float, half_range: float, n: int = 5) -> list[float]:
+    """``n`` network accuracies (fractions) centred on ``mean`` (%), evenly spaced over +-``half_range``."""
+    step = 2 * half_range / (n - 1)
+    return [(mean - half_range + i * step) / 100 for i in range(n)]
+
+
 def test_longer_runs_compare_each_rule_at_both_budgets(reproduce, tmp_path):
     budget = reproduce.make_budget("cpu")
     k = reproduce.LONGER_ITERATIONS
     write_cell(tmp_path, "ipc1-dc", tight(70.0))
-    write_cell(tmp_path, "ipc1-inter", [[0.683] * 5, [0.679] * 5])
+    write_cell(tmp_path, "ipc1-inter", [spread(68.3, 0.4), [0.679] * 5])
     section = lambda text: text[text.index("## Investigation: inter-class"):]  # noqa: E731
     text = section(reproduce.report(budget, tmp_path))
     assert table_row(text, "inter-class")[1:] == ["68.3", "68.1", "(not run)"]
     assert f"K={k} (not run)" in text and "K=100, all sets +1.9" in text
-    # The longer runs: inter-class catches up, and the gap shrinks with it.
-    write_cell(tmp_path, f"ipc1-dc@k{k}", [[0.705] * 5])
-    write_cell(tmp_path, f"ipc1-inter@k{k}", [[0.702] * 5])
+    # Without the longer runs there is no change between budgets to judge.
+    assert "From K=" not in text
+    # One-set SE: the two first sets' standard errors (sample sd / sqrt(5)) added in quadrature.
+    se = lambda accs: statistics.stdev(100 * a for a in accs) / math.sqrt(len(accs))  # noqa: E731
+    se_short = math.hypot(se(tight(70.0)[0]), se(spread(68.3, 0.4)))
+    assert f"K=100 {se_short:.1f}" in text
+
+    # The longer runs: inter-class catches up and the gap shrinks beyond its noise.
+    write_cell(tmp_path, f"ipc1-dc@k{k}", [spread(70.5, 0.4)])
+    write_cell(tmp_path, f"ipc1-inter@k{k}", [spread(70.2, 0.4)])
     text = section(reproduce.report(budget, tmp_path))
     assert table_row(text, "intra-class")[1:] == ["70.0", "70.0", "70.5"]
     assert f"K={k} +0.3" in text and "(the paper, K=1000: +0.3)" in text
+    se_long = math.hypot(se(spread(70.5, 0.4)), se(spread(70.2, 0.4)))
+    assert f"K=100 {se_short:.1f}; K={k} {se_long:.1f}." in text
+    se_dc = math.hypot(se(tight(70.0)[0]), se(spread(70.5, 0.4)))
+    se_inter = math.hypot(se(spread(68.3, 0.4)), se(spread(70.2, 0.4)))
+    assert (f"From K=100 to K={k}, same seeds: intra-class +0.5 (standard error {se_dc:.1f}), "
+            f"inter-class +1.9 (standard error {se_inter:.1f}); the gap moves by -1.4 points "
+            f"(standard error {math.hypot(se_short, se_long):.1f}, beyond twice its noise).") in text
+    # Noisier networks at K=200: the same move is within twice its noise.
+    write_cell(tmp_path, f"ipc1-inter@k{k}", [spread(70.2, 4.0)])
+    text = section(reproduce.report(budget, tmp_path))
+    assert "the gap moves by -1.4 points" in text and "within twice its noise" in text
 
 
 def test_a_longer_run_keeps_its_own_set_files(reproduce):
