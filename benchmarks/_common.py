@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gradmatch import __version__  # noqa: E402
-from gradmatch._runtime import cpu_description, cpu_has_bf16  # noqa: E402
-from gradmatch.memory import freed_memory_is_kept  # noqa: E402
+from gradmatch import __version__
+from gradmatch.memory import freed_memory_is_kept
+from gradmatch.runtime import cpu_description, cpu_has_bf16
 
 
 def machine_info(device: str = "cpu") -> dict:

@@ -41,10 +41,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_info, write_results  # noqa: E402
+from _common import machine_info, write_results
 
-from gradmatch._runtime import cpu_has_bf16  # noqa: E402
-from gradmatch.memory import GLIBC_TUNABLES_KEEP, glibc_available, keep_freed_memory  # noqa: E402
+from gradmatch.memory import GLIBC_TUNABLES_KEEP, glibc_available, keep_freed_memory
+from gradmatch.runtime import cpu_has_bf16
 
 VARIANTS = ("default", "keep-freed", "tunables", "tcmalloc")
 TCMALLOC_NAMES = ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4")

@@ -75,8 +75,9 @@ def main(argv=None) -> int:
         rows.append(f"| {dtype} | {small['added'] / 2**20:.0f} MiB | {large['added'] / 2**20:.0f} MiB | "
                     f"{slope:.0f} B | {sample_bytes} B | {bound} B |")
         print(rows[-1], flush=True)
-    table = ("| input | added at {0:,} | added at {1:,} | growth per sample | one sample (input dtype) | "
-             "allowed (DESIGN) |\n|---|---|---|---|---|---|\n").format(*args.sizes) + "\n".join(rows) + "\n"
+    small_n, large_n = args.sizes
+    table = (f"| input | added at {small_n:,} | added at {large_n:,} | growth per sample | one sample (input dtype) | "
+             "allowed |\n|---|---|---|---|---|---|\n") + "\n".join(rows) + "\n"
     print(table)
     # Each measurement runs in a fresh child process; this names the machine they shared.
     write_results(args.out, {"sizes": list(args.sizes), "machine": machine_info(), "rows": results}, table)

@@ -39,12 +39,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gradmatch.data import ClassPools, Normalization, channel_stats  # noqa: E402
-from gradmatch.datasets import FASHION_MNIST_DIR, load_fashion_mnist  # noqa: E402
-from gradmatch.io import load_set  # noqa: E402
+from _common import machine_info, write_results
+from speed import N_CLASSES, SHAPE, make_loop
 
-from _common import machine_info, write_results  # noqa: E402
-from speed import N_CLASSES, SHAPE, make_loop  # noqa: E402
+from gradmatch.data import ClassPools, Normalization, channel_stats
+from gradmatch.datasets import FASHION_MNIST_DIR, load_fashion_mnist
+from gradmatch.io import load_set
 
 IPC = 10
 
@@ -64,13 +64,13 @@ def episode(pools: ClassPools, start: torch.Tensor, steps: int, ftz: bool, seed:
         with torch.no_grad():
             loop.syn.copy_(start)
     ref = loops["float32"]
-    net = ref._fresh_network()
+    net = ref.fresh_network()
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=ref.settings.lr_net)
     variants = ["float32", "bf16"] + (["bf16+ftz"] if ftz else [])
     times = {name: [] for name in variants + ["network"]}
     for t in range(steps):
-        ref._set_batchnorm(net)
+        ref.set_batchnorm(net)
         for name in variants:
             loop = loops[name.split("+")[0]]
             torch.set_flush_denormal(name.endswith("+ftz"))
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default=FASHION_MNIST_DIR)
     parser.add_argument("--out", default="benchmarks/results/precision_state")
     args = parser.parse_args(argv)
-    from gradmatch._runtime import resolve_precision
+    from gradmatch.runtime import resolve_precision
 
     # Without bf16 hardware the "bf16" loop would run float32 under bf16's name.
     _, warning = resolve_precision("bf16", torch.device("cpu"))

@@ -49,15 +49,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_info as _machine_info  # noqa: E402
+from _common import machine_info as _machine_info
 
-from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset  # noqa: E402
-from gradmatch._runtime import cpu_has_bf16  # noqa: E402
-from gradmatch.condenser import VARIANTS  # noqa: E402
-from gradmatch.datasets import FASHION_MNIST_DIR, load_digits_images, load_fashion_mnist  # noqa: E402
-from gradmatch.evaluation import evaluate_set  # noqa: E402
-from gradmatch.io import load_set, save_set, settings_as_saved  # noqa: E402
-from gradmatch import memory  # noqa: E402
+from gradmatch import (
+    GradientMatchingCondenser,
+    Herding,
+    RandomCoreset,
+    memory,
+)
+from gradmatch.condenser import VARIANTS
+from gradmatch.datasets import FASHION_MNIST_DIR, load_digits_images, load_fashion_mnist
+from gradmatch.evaluation import evaluate_set
+from gradmatch.io import load_set, save_set, settings_as_saved
+from gradmatch.runtime import cpu_has_bf16
 
 # ----------------------------------------------------------------- methods
 #: Condenser settings of each named method (the paper's Tables 1-3).
@@ -452,7 +456,8 @@ def report(budget: Budget, out: Path) -> str:
     done = [(label, s["mean"]) for label, s in ours2 if s]
     if done:
         lines += ["Ordering, ours (ipc 1): " + " > ".join(name for name, _ in sorted(done, key=lambda t: -t[1])),
-                  "Ordering, paper (SVHN): " + " > ".join(name for name, _, _p in sorted(TABLE2, key=lambda t: -t[2])), ""]
+                  "Ordering, paper (SVHN): "
+                  + " > ".join(name for name, _, _p in sorted(TABLE2, key=lambda t: -t[2])), ""]
     lines += _against_paper(
         st, TABLE2_PAIRS, {m: p for _, m, p in TABLE2},
         "The paper's two findings, pair by pair (its differences are SVHN's, so only their "

@@ -41,13 +41,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import describe, machine_info, write_results  # noqa: E402
+from _common import describe, machine_info, write_results
 
-from gradmatch.data import ClassPools, Normalization  # noqa: E402
-from gradmatch.distances import make_distance  # noqa: E402
-from gradmatch.engine import CondensationLoop, LoopSettings, class_gradients  # noqa: E402
-from gradmatch.networks import ConvNet  # noqa: E402
-from gradmatch.schedules import default_loops, make_schedule  # noqa: E402
+from gradmatch.data import ClassPools, Normalization
+from gradmatch.distances import make_distance
+from gradmatch.engine import CondensationLoop, LoopSettings, class_gradients
+from gradmatch.networks import ConvNet
+from gradmatch.schedules import default_loops, make_schedule
 
 N_CLASSES = 10
 SHAPE = (1, 28, 28)
@@ -89,7 +89,7 @@ def time_matching_step(pools: ClassPools, repeats: int, batch_real: int,
                        precisions: tuple[str, ...] = ("float32",)) -> dict:
     loops = {p: make_loop(pools, 1, "fixed", precision=p) for p in precisions}
     loop = loops[precisions[0]]
-    net = loop._fresh_network()
+    net = loop.fresh_network()
     params = [p for p in net.parameters() if p.requires_grad]
     device = pools.device
 
@@ -134,7 +134,7 @@ def profile_step(pools: ClassPools, precision: str, rows: int = 10) -> list[dict
     from torch.profiler import ProfilerActivity, profile
 
     loop = make_loop(pools, 1, "fixed", precision=precision)
-    net = loop._fresh_network()
+    net = loop.fresh_network()
     params = [p for p in net.parameters() if p.requires_grad]
     loop.matching_step(net, params)  # warm-up
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -150,7 +150,7 @@ def time_iteration(pools: ClassPools, ipc: int, schedule: str, precision: str = 
     loop = make_loop(pools, ipc, schedule, precision=precision)
     if loop.settings.compile:
         # Compile outside the timing (once per run in real use).
-        net = loop._fresh_network()
+        net = loop.fresh_network()
         loop.matching_step(net, [p for p in net.parameters() if p.requires_grad])
     t0 = time.perf_counter()
     record = loop.run_iteration()
@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     results = {"settings": settings, "machine": machine}
 
     precisions = tuple(dict.fromkeys(["float32"] + list(args.precisions)))  # float32 is the reference
-    from gradmatch._runtime import resolve_precision
+    from gradmatch.runtime import resolve_precision
 
     # A precision this machine would silently run in float32 is left out, and
     # said so, rather than timed under a wrong name.

@@ -13,7 +13,8 @@ Builds training sets of ``--ipc`` images per class with
 and, when asked with ``--methods``, DC, MD and MDA with differentiable siamese
 augmentation (``dc+dsa``, ``md+dsa``, ``mda+dsa``; Zhao and Bilen 2021),
 whose sets are evaluated the DSA way: augmented batches for ``--dsa-epochs``
-(1000) epochs. Digits and MNIST get DSA's strategy without flip. It scores them each with the evaluation protocol: ``--repeats`` sets per method
+(1000) epochs. Digits and MNIST get DSA's strategy without flip. It scores
+them each with the evaluation protocol: ``--repeats`` sets per method
 (seeds ``seed + 1000 r``), ``--eval-models`` ConvNets trained from scratch on
 each set for ``--epochs`` epochs and tested on the real test set; accuracies
 are pooled over all networks of a method (mean +- std, n networks).
@@ -60,9 +61,9 @@ import numpy as np
 import torch
 
 from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset, __version__
-from gradmatch.datasets import DATASET_NAMES, FASHION_MNIST_DIR, DatasetError, load_dataset
 from gradmatch.augment import DSA_STRATEGY
 from gradmatch.condenser import VARIANTS
+from gradmatch.datasets import DATASET_NAMES, FASHION_MNIST_DIR, DatasetError, load_dataset
 from gradmatch.evaluation import evaluate_set
 from gradmatch.schedules import default_loops
 
@@ -253,7 +254,7 @@ def parse_args(argv):
         except argparse.ArgumentTypeError as err:
             parser.error(f"argument --herding-epochs: {err} or 'auto'")
     try:
-        from gradmatch._runtime import resolve_device
+        from gradmatch.runtime import resolve_device
 
         args.device = str(resolve_device(args.device))
     except ValueError as err:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ._version import __version__
-from .io import write_npz_atomic
+from .atomic import write_npz_atomic
 
 __all__ = ["FORMAT", "fingerprint", "checkpoint_path", "save_checkpoint", "load_checkpoint"]
 

@@ -12,10 +12,10 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._runtime import isolated_rng, make_generator, resolve_device, seed_from
 from .augment import check_augment_input, make_augment
 from .data import Normalization
 from .networks import build_model, check_network_fits
+from .runtime import isolated_rng, make_generator, resolve_device, seed_from
 from .training import TrainRecipe, predict_logits, train_network
 from .validation import check_positive_float, check_positive_int, prepare_images, prepare_training_data
 

@@ -140,7 +140,7 @@ def _augment(text: str) -> str | None:
 
 
 def _device(text: str) -> str:
-    from ._runtime import resolve_device
+    from .runtime import resolve_device
 
     try:
         resolve_device(text)
@@ -386,7 +386,7 @@ def _launched_group(args):
     import torch
     import torch.distributed as dist
 
-    from ._runtime import resolve_device
+    from .runtime import resolve_device
 
     device = resolve_device(args.device)
     if device.type == "cuda":
@@ -520,9 +520,9 @@ def _made_from(syn, dataset: str) -> str:
 
 
 def _evaluate(args) -> int:
-    from ._runtime import resolve_device
     from .evaluation import evaluate_set
     from .io import load_set
+    from .runtime import resolve_device
 
     if args.json is not None:
         _check_output(args.json, "--json")
@@ -624,7 +624,7 @@ def main(argv=None) -> int:
         return 130
     except _UsageError as err:
         return _fail(_one_line(err), 2)
-    except Exception as err:  # noqa: BLE001 - every failure becomes one line (traceback on request)
+    except Exception as err:
         if _debug():
             traceback.print_exc()
         line = _error_line(err)

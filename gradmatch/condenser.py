@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from ._base import BaseReducer
-from ._runtime import isolated_rng, make_generator, resolve_device, resolve_precision, seed_from
 from .augment import check_augment_input, make_augment
 from .checkpoint import checkpoint_path, fingerprint, load_checkpoint, save_checkpoint
 from .data import ClassPools, DatasetPools, Normalization, channel_range, channel_stats
@@ -17,6 +16,7 @@ from .distances import make_distance
 from .engine import CondensationLoop, DivergenceError, LoopSettings
 from .matching import check_match
 from .networks import build_model, check_model, check_network_fits
+from .runtime import isolated_rng, make_generator, resolve_device, resolve_precision, seed_from
 from .schedules import default_loops, make_schedule
 from .sharding import current_shard
 from .validation import (

@@ -34,8 +34,8 @@ import gzip
 import os
 import pickle
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -395,7 +395,7 @@ def load_svhn(root: str | os.PathLike):
     except ImportError:
         raise ImportError("load_svhn needs scipy to read SVHN's .mat files: pip install scipy") from None
     out = []
-    for split, path in paths.items():
+    for path in paths.values():
         try:
             mat = loadmat(path)
         except Exception as err:  # scipy raises ValueError, TypeError, OSError, ... on bad files

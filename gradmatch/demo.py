@@ -17,10 +17,10 @@ import math
 import time
 
 import numpy as np
-from . import GradientMatchingCondenser, RandomCoreset, __version__
+
+from . import GradientMatchingCondenser, RandomCoreset, __version__, memory
 from .datasets import load_digits_images
 from .evaluation import EvaluationResult, evaluate_set
-from . import memory
 
 
 def main(argv=None) -> int:

@@ -169,7 +169,8 @@ class CondensationLoop:
         return self._assemble(self.syn.detach())
 
     # ------------------------------------------------------------------ parts
-    def _fresh_network(self) -> nn.Module:
+    def fresh_network(self) -> nn.Module:
+        """A new network, initialised from a seed drawn from the loop's generator."""
         seed = int(torch.randint(0, 2**62, (1,), generator=self.generator,
                                  device=self.generator.device).item())
         with torch.random.fork_rng(devices=self._cuda_devices):
@@ -177,7 +178,7 @@ class CondensationLoop:
             net = self.make_network()
         return net.to(self.pools.device).train()
 
-    def _set_batchnorm(self, net: nn.Module) -> None:
+    def set_batchnorm(self, net: nn.Module) -> None:
         """DC's rule: statistics from a few real images per class, then frozen."""
         bns = [m for m in net.modules() if isinstance(m, _BN_TYPES)]
         if not bns:
@@ -316,12 +317,12 @@ class CondensationLoop:
         """One outer iteration; returns its history record."""
         s = self.settings
         start = time.perf_counter()
-        net = self._fresh_network()
+        net = self.fresh_network()
         params = [p for p in net.parameters() if p.requires_grad]
         opt = torch.optim.SGD(params, lr=s.lr_net)
         losses, steps = [], 0
         for t in range(s.matching_steps):
-            self._set_batchnorm(net)
+            self.set_batchnorm(net)
             value = self.matching_step(net, params)
             losses.append(value)
             finite = bool(torch.isfinite(self.syn).all())

@@ -8,20 +8,19 @@ from the small set.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import time
-
 from joblib import Parallel, delayed
 from sklearn.base import clone
 
-from ._runtime import resolve_device
-from .classifier import NetworkClassifier
 from .augment import make_augment
+from .classifier import NetworkClassifier
 from .data import Normalization
 from .memory import freed_memory_is_kept, keep_freed_memory
+from .runtime import resolve_device
 from .training import TrainRecipe
 from .validation import check_positive_int, prepare_images
 

@@ -28,7 +28,6 @@ import json
 import math
 import numbers
 import os
-import secrets
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ._version import __version__
+from .atomic import write_npz_atomic
 
 __all__ = ["SyntheticSet", "save_set", "load_set", "settings_as_saved", "FORMAT", "FORMAT_VERSION"]
 
@@ -338,45 +338,6 @@ def save_set(path, estimator, *, dataset: str | None = None) -> Path:
         raise IsADirectoryError(f"cannot save to {path}: it is a directory")
     write_npz_atomic(path, arrays)
     return path
-
-
-def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` as an ``.npz`` at ``path`` atomically: a temporary file, then a rename.
-
-    A crash mid-write leaves any previous file intact; no temporary file is left behind.
-    """
-    folder = path.parent
-    tmp = folder / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    # os.open with mode 0o666 gives the new file the permissions the umask allows,
-    # as open() would; O_EXCL never reuses someone else's file.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_folder(folder)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable where the platform allows it (POSIX); best effort."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------- load

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 
 from ._base import BaseReducer
-from ._runtime import isolated_rng, make_generator, resolve_device, seed_from
 from .condenser import resolve_model, resolve_normalization
 from .herding import herding_order
 from .networks import build_model, check_model, check_network_fits
+from .runtime import isolated_rng, make_generator, resolve_device, seed_from
 from .training import TrainRecipe, embed, predict_logits, train_network
 from .validation import PreparedData, check_positive_int, ipc_per_class
 
@@ -216,7 +216,7 @@ class Herding(_Selector):
         images = data.images.to(device)
         self.feature_train_accuracy_ = None
         if callable(self.features):
-            feats = self.features(((images.to(torch.float32) - mean) / std))
+            feats = self.features((images.to(torch.float32) - mean) / std)
             feats = torch.as_tensor(feats)
             if feats.dim() != 2 or feats.shape[0] != images.shape[0]:
                 raise ValueError(

@@ -2,8 +2,9 @@
 
 Used by Herding (its feature network) and by the evaluation protocol: SGD with
 momentum 0.9 and weight decay 5e-4, batch 256, learning rate x0.1 at half the
-epochs; optionally DSA's augmentation of every batch (1000 epochs in DSA). Batches are drawn by index from in-memory tensors and normalised on the
-fly, so no normalised copy of the data is ever made.
+epochs; optionally DSA's augmentation of every batch (1000 epochs in DSA).
+Batches are drawn by index from in-memory tensors and normalised on the fly,
+so no normalised copy of the data is ever made.
 """
 
 from __future__ import annotations

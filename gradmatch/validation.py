@@ -331,7 +331,8 @@ def _as_tensor_images(X) -> tuple[torch.Tensor, str, object]:
         if X.dtype == torch.bool:
             X = X.to(torch.uint8)
         if X.dim() < 2:
-            raise ValueError(f"X must have 2 to 4 dimensions (n, d), (n, H, W) or (n, C, H, W); got shape {tuple(X.shape)}")
+            raise ValueError("X must have 2 to 4 dimensions (n, d), (n, H, W) or (n, C, H, W); "
+                             f"got shape {tuple(X.shape)}")
         if X.shape[0] == 0:
             raise ValueError("X is empty (0 samples)")
         if X.is_floating_point() and not bool(torch.isfinite(X).all()):
@@ -391,7 +392,8 @@ def _shape_images(tensor: torch.Tensor, input_shape) -> tuple[torch.Tensor, tupl
     elif tensor.dim() == 3:
         image_shape = (1,) + sample_shape
         if input_shape is not None and input_shape != image_shape:
-            raise ValueError(f"input_shape={input_shape} does not match grey images of shape {sample_shape} (expected {image_shape})")
+            raise ValueError(f"input_shape={input_shape} does not match grey images of shape {sample_shape} "
+                             f"(expected {image_shape})")
         tensor = tensor.unsqueeze(1)
     elif tensor.dim() == 4:
         image_shape = sample_shape

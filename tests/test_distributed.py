@@ -96,7 +96,7 @@ def sharded(tmp_path_factory, digits):
         # SIGABRT ("terminate called without an active exception") in gloo
         # that 30 local launches did not repeat. Report it and launch once
         # more; a failure that repeats still fails the test.
-        warnings.warn(f"torchrun launch died by a signal; retrying once:\n{died(proc)}", RuntimeWarning)
+        warnings.warn(f"torchrun launch died by a signal; retrying once:\n{died(proc)}", RuntimeWarning, stacklevel=1)
         proc = torchrun(args, cwd=folder)
     assert proc.returncode == 0, died(proc)
     return folder

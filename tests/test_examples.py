@@ -144,7 +144,8 @@ def test_compare_unknown_method_from_the_command_line(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        "compare_coresets.py: error: unknown method 'bogus': choose from random, herding, dc, m, md, mda, mdo, dc+dsa, md+dsa, mda+dsa")
+        "compare_coresets.py: error: unknown method 'bogus': choose from random, herding, dc, m, md, mda, mdo, "
+        "dc+dsa, md+dsa, mda+dsa")
     assert "Traceback" not in proc.stderr
 
 

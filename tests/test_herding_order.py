@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from gradmatch.herding import herding_order
 
-
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 

@@ -18,7 +18,6 @@ from gradmatch.matching import (
 )
 from gradmatch.networks import MLP, ConvNet
 
-
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
@@ -119,7 +118,7 @@ def _hand_intra(distance, g_syn, g_real):
 
 def _hand_union(grads, weights):
     n_layers = len(grads[0])
-    return [sum(w * grads[c][l] for c, w in enumerate(weights)) for l in range(n_layers)]
+    return [sum(w * grads[c][layer] for c, w in enumerate(weights)) for layer in range(n_layers)]
 
 
 def _hand_inter(distance, g_syn, g_real, lam, weights):

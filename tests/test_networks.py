@@ -9,7 +9,6 @@ from torch import nn
 
 from gradmatch.networks import MLP, MODELS, ConvNet, build_model, check_model, conv_output_size
 
-
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 

@@ -16,19 +16,18 @@ from torch import nn
 from torch.nn import functional as F
 
 from gradmatch.networks import (
+    MLP,
     MODELS,
+    VGG11,
+    VGG11BN,
     AlexNet,
     ConvNet,
     LeNet,
-    MLP,
     ResNet18,
     ResNet18BN,
-    VGG11,
-    VGG11BN,
     build_model,
     check_model,
 )
-
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -54,7 +53,7 @@ CASES = [(name, shape) for name in NEW for shape in SHAPES]
 IDS = [f"{name}-{shape[0]}x{shape[1]}" for name, shape in CASES]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _net(name, shape):
     """One network per case (tests only read it, or run it in eval mode)."""
     torch.manual_seed(0)

@@ -154,6 +154,7 @@ def test_a_longer_run_keeps_its_own_set_files(reproduce):
 
 def test_a_saved_set_is_reused_only_for_its_own_configuration(reproduce, tmp_path):
     import numpy as np
+
     from gradmatch import RandomCoreset
     from gradmatch.io import save_set
     rng = np.random.default_rng(0)

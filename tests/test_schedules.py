@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from fractions import Fraction
 
@@ -205,5 +206,5 @@ def test_default_loops_rejects_bad_ipc(bad):
 def test_schedule_is_frozen():
     s = make_schedule("adaptive", 50)
     assert isinstance(s, Schedule)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.name = "fixed"
