@@ -1,4 +1,8 @@
-"""benchmarks/reproduce.py end to end at the smoke budget (digits, seconds)."""
+"""The benchmark package benchmarks/reproduce/ end to end at the smoke budget (digits, seconds).
+
+Run as its documentation says, ``python benchmarks/reproduce ...`` (a folder
+with ``__main__.py``), from another working directory.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "reproduce.py"
+SCRIPT = ROOT / "benchmarks" / "reproduce"  # a package folder, run by Python as a script
 
 
 def run(*args, cwd):

@@ -1,13 +1,14 @@
-"""benchmarks/reproduce.py's report from fabricated cell records: the Table 1 and 2 analyses.
+"""The report of benchmarks/reproduce/ from fabricated cell records: the Table 1 and 2 analyses.
 
 No training here: records with chosen accuracies are written to a folder and
 the report is read back, so each verdict (beyond noise, same way as the paper,
-the rank agreement) is checked against figures whose answer is known.
+the rank agreement) is checked against figures whose answer is known. The
+committed report is checked against the committed records it was made from.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import math
 import statistics
@@ -21,15 +22,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def reproduce():
-    spec = importlib.util.spec_from_file_location("reproduce_script", ROOT / "benchmarks" / "reproduce.py")
-    module = importlib.util.module_from_spec(spec)
-    # Its dataclasses look their module up by name while the module executes.
-    sys.modules[spec.name] = module
+    """The package benchmarks/reproduce/, imported from benchmarks/ as its command line does."""
+    folder = str(ROOT / "benchmarks")
+    sys.path.insert(0, folder)
     try:
-        spec.loader.exec_module(module)
-        yield module
+        package = importlib.import_module("reproduce")
+        for name in ("budgets", "report", "runner"):
+            importlib.import_module(f"reproduce.{name}")
+        yield package
     finally:
-        sys.modules.pop(spec.name, None)
+        sys.path.remove(folder)
 
 
 def write_cell(out: Path, key: str, set_accuracies: list[list[float]]) -> None:
@@ -50,7 +52,7 @@ def tight(mean: float) -> list[list[float]]:
 
 
 def test_same_way_verdicts(reproduce):
-    same_way = reproduce._same_way
+    same_way = reproduce.report.same_way
     assert same_way(+1.0, 0.1, +0.4) == "yes"
     assert same_way(-1.0, 0.1, +0.4) == "no, reversed beyond noise"
     assert same_way(+0.1, 0.1, +0.4) == "same sign, within noise"
@@ -61,18 +63,18 @@ def test_same_way_verdicts(reproduce):
 
 def test_rank_agreement(reproduce):
     paper = {"a": 3.0, "b": 2.0, "c": 1.0}
-    assert "+1.00" in reproduce._rank_agreement({"a": 9, "b": 8, "c": 7}, paper)
-    assert "-1.00" in reproduce._rank_agreement({"a": 7, "b": 8, "c": 9}, paper)
-    assert "over the 3 finished rows" in reproduce._rank_agreement({"a": 7, "b": 8, "c": 9, "z": 1}, paper)
+    assert "+1.00" in reproduce.report.rank_agreement({"a": 9, "b": 8, "c": 7}, paper)
+    assert "-1.00" in reproduce.report.rank_agreement({"a": 7, "b": 8, "c": 9}, paper)
+    assert "over the 3 finished rows" in reproduce.report.rank_agreement({"a": 7, "b": 8, "c": 9, "z": 1}, paper)
     # Fewer than three rows in common have no ranking to compare.
-    assert reproduce._rank_agreement({"a": 1, "b": 2}, paper) is None
+    assert reproduce.report.rank_agreement({"a": 1, "b": 2}, paper) is None
 
 
 def test_table1_analysis_follows_the_records(reproduce, tmp_path):
     # Multi-level clearly best, inter clearly worst: the paper's direction.
     for method, mean in [("dc", 70.0), ("inter", 68.0), ("interleaved", 70.05), ("m", 72.0)]:
         write_cell(tmp_path, f"ipc1-{method}", tight(mean))
-    text = reproduce.report(reproduce.make_budget("cpu"), tmp_path)
+    text = reproduce.report.report_text(reproduce.budgets.make_budget("cpu"), tmp_path)
     m_dc = table_row(text, "m vs dc")
     assert m_dc[1] == "+2.0" and m_dc[3] == "yes" and m_dc[6] == "+0.1" and m_dc[7] == "yes"
     assert table_row(text, "dc vs inter")[7] == "yes"
@@ -89,7 +91,7 @@ def test_table2_analysis_reports_a_reversal(reproduce, tmp_path):
     # Magnitude alone beating the angle alone: the opposite of the paper's finding.
     for method, mean in [("m", 60.0), ("m-l2", 66.0), ("m-sse", 65.0), ("m-100mse", 64.0), ("md", 70.0)]:
         write_cell(tmp_path, f"ipc1-{method}", tight(mean))
-    text = reproduce.report(reproduce.make_budget("cpu"), tmp_path)
+    text = reproduce.report.report_text(reproduce.budgets.make_budget("cpu"), tmp_path)
     row = table_row(text, "m vs m-l2")
     assert row[1] == "-6.0" and row[3] == "no, reversed" and row[6] == "+9.3"
     assert row[7] == "no, reversed beyond noise"
@@ -108,12 +110,12 @@ def spread(mean: float, half_range: float, n: int = 5) -> list[float]:
 
 
 def test_longer_runs_compare_each_rule_at_both_budgets(reproduce, tmp_path):
-    budget = reproduce.make_budget("cpu")
-    k = reproduce.LONGER_ITERATIONS
+    budget = reproduce.budgets.make_budget("cpu")
+    k = reproduce.budgets.LONGER_ITERATIONS
     write_cell(tmp_path, "ipc1-dc", tight(70.0))
     write_cell(tmp_path, "ipc1-inter", [spread(68.3, 0.4), [0.679] * 5])
     section = lambda text: text[text.index("## Investigation: inter-class"):]  # noqa: E731
-    text = section(reproduce.report(budget, tmp_path))
+    text = section(reproduce.report.report_text(budget, tmp_path))
     assert table_row(text, "inter-class")[1:] == ["68.3", "68.1", "(not run)"]
     assert f"K={k} (not run)" in text and "K=100, all sets +1.9" in text
     # Without the longer runs there is no change between budgets to judge.
@@ -126,7 +128,7 @@ def test_longer_runs_compare_each_rule_at_both_budgets(reproduce, tmp_path):
     # The longer runs: inter-class catches up and the gap shrinks beyond its noise.
     write_cell(tmp_path, f"ipc1-dc@k{k}", [spread(70.5, 0.4)])
     write_cell(tmp_path, f"ipc1-inter@k{k}", [spread(70.2, 0.4)])
-    text = section(reproduce.report(budget, tmp_path))
+    text = section(reproduce.report.report_text(budget, tmp_path))
     assert table_row(text, "intra-class")[1:] == ["70.0", "70.0", "70.5"]
     assert f"K={k} +0.3" in text and "(the paper, K=1000: +0.3)" in text
     se_long = math.hypot(se(spread(70.5, 0.4)), se(spread(70.2, 0.4)))
@@ -138,13 +140,13 @@ def test_longer_runs_compare_each_rule_at_both_budgets(reproduce, tmp_path):
             f"(standard error {math.hypot(se_short, se_long):.1f}, beyond twice its noise).") in text
     # Noisier networks at K=200: the same move is within twice its noise.
     write_cell(tmp_path, f"ipc1-inter@k{k}", [spread(70.2, 4.0)])
-    text = section(reproduce.report(budget, tmp_path))
+    text = section(reproduce.report.report_text(budget, tmp_path))
     assert "the gap moves by -1.4 points" in text and "within twice its noise" in text
 
 
 def test_a_longer_run_keeps_its_own_set_files(reproduce):
-    cells = {c.key: c for c in reproduce.make_budget("cpu").cells}
-    k = reproduce.LONGER_ITERATIONS
+    cells = {c.key: c for c in reproduce.budgets.make_budget("cpu").cells}
+    k = reproduce.budgets.LONGER_ITERATIONS
     assert cells[f"ipc1-inter@k{k}"].set_stem == f"ipc1-inter@k{k}"  # not the K=100 sets' files
     assert cells[f"ipc1-inter@k{k}"].maker == "inter"
     assert cells["ipc1-md@dsa-eval"].set_stem == "ipc1-md"  # re-evaluates MD's sets
@@ -161,11 +163,18 @@ def test_a_saved_set_is_reused_only_for_its_own_configuration(reproduce, tmp_pat
     X, y = rng.normal(size=(40, 1, 8, 8)), np.repeat(np.arange(4), 10)
     path = tmp_path / "set.npz"
     save_set(path, RandomCoreset(ipc=2, random_state=0).fit(X, y), dataset="digits")
-    assert reproduce.saved_set_of(path, RandomCoreset(ipc=2, random_state=0), "digits") is not None
+    assert reproduce.runner.saved_set_of(path, RandomCoreset(ipc=2, random_state=0), "digits") is not None
     # Another seed, another ipc, other data or no file at all: fit afresh.
-    assert reproduce.saved_set_of(path, RandomCoreset(ipc=2, random_state=1), "digits") is None
-    assert reproduce.saved_set_of(path, RandomCoreset(ipc=3, random_state=0), "digits") is None
-    assert reproduce.saved_set_of(path, RandomCoreset(ipc=2, random_state=0), "fashion-mnist") is None
-    assert reproduce.saved_set_of(tmp_path / "none.npz", RandomCoreset(ipc=2, random_state=0), "digits") is None
+    assert reproduce.runner.saved_set_of(path, RandomCoreset(ipc=2, random_state=1), "digits") is None
+    assert reproduce.runner.saved_set_of(path, RandomCoreset(ipc=3, random_state=0), "digits") is None
+    assert reproduce.runner.saved_set_of(path, RandomCoreset(ipc=2, random_state=0), "fashion-mnist") is None
+    assert reproduce.runner.saved_set_of(tmp_path / "none.npz", RandomCoreset(ipc=2, random_state=0), "digits") is None
     path.write_bytes(b"not a set")  # a corrupt file is refitted, not trusted
-    assert reproduce.saved_set_of(path, RandomCoreset(ipc=2, random_state=0), "digits") is None
+    assert reproduce.runner.saved_set_of(path, RandomCoreset(ipc=2, random_state=0), "digits") is None
+
+
+def test_the_committed_report_is_the_committed_records_report(reproduce):
+    """docs/results/reproduce-cpu/tables.md is, byte for byte, what the report makes of the cells beside it."""
+    out = ROOT / "docs" / "results" / "reproduce-cpu"
+    text = reproduce.report.report_text(reproduce.budgets.make_budget("cpu"), out)
+    assert text == (out / "tables.md").read_text()
