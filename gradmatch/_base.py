@@ -1,8 +1,15 @@
-"""What the condenser and the selectors share: the fit / transform / fit_resample contract."""
+"""What the condenser and the selectors share: the fit / transform / fit_resample contract.
+
+``fit`` and ``fit_resample`` are one template (as imbalanced-learn's
+``SamplerMixin.fit_resample``): check the declared parameters, resolve the
+settings that need no data, validate the data, check the settings against the
+data, then hand over to the subclass's ``_fit_resample``. Nothing of the
+estimator changes before the subclass's work is done, so a call that fails
+validation leaves a fitted estimator exactly as it was.
+"""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -10,13 +17,14 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import TransformerTags
 from sklearn.utils.validation import check_is_fitted
 
+from .parameters import ClassCounts, Count, ImageShape
 from .validation import (
     PreparedData,
-    check_ipc,
     ipc_per_class,
     plain_label,
     prepare_training_data,
     to_output_labels,
+    warn_user,
     wrap_output,
 )
 
@@ -28,61 +36,92 @@ class BaseReducer(BaseEstimator):
 
     ``ipc`` is an integer, or a dict ``{class: count}`` naming every class.
 
-    Subclasses implement :meth:`_fit` and set ``X_syn_`` (numpy, in the caller's
-    layout and scale) and ``_syn_codes`` (encoded labels of ``X_syn_``).
+    Subclasses declare ``_parameter_constraints`` and implement
+    :meth:`_fit_resample`, which returns the fitted attributes as a dict
+    (``X_syn_`` in the caller's layout and scale, ``_syn_codes`` the encoded
+    labels of its rows, and any others); they may override
+    :meth:`_resolve_settings` (rules that need no data) and
+    :meth:`_check_params_vs_input` (rules that do).
     """
+
+    _parameter_constraints: dict = {
+        "ipc": [Count(1), ClassCounts()],
+        "input_shape": [ImageShape(), None],
+    }
 
     #: Whether too small a class is an error (selectors) or a warning (condenser).
     _small_class_is_error = True
 
-    def _validate_data(self, X, y) -> PreparedData:
-        check_ipc(self.ipc)
-        data = prepare_training_data(X, y, getattr(self, "input_shape", None),
+    # ------------------------------------------------------------------ template
+    def fit(self, X, y=None):
+        """Fit on ``(X, y)``; see the class docstring. Returns self."""
+        self._fit_template(X, y)
+        return self
+
+    def fit_resample(self, X, y=None):
+        """Fit, then return :meth:`transform`'s ``(X_syn, y_syn)``."""
+        self._fit_template(X, y)
+        return self.transform()
+
+    def _fit_template(self, X, y) -> None:
+        self._validate_params()  # the declared constraints, before anything else
+        plan = self._resolve_settings()
+        data = self._prepare_data(X, y)
+        plan = self._check_params_vs_input(data, plan)
+        self._set_fitted(data, self._fit_resample(data, plan))
+
+    def _resolve_settings(self) -> dict:
+        """Settings that need no data, resolved once per fit (override to add)."""
+        return {}
+
+    def _prepare_data(self, X, y) -> PreparedData:
+        return prepare_training_data(X, y, getattr(self, "input_shape", None),
                                      in_memory=getattr(self, "in_memory", True))
+
+    def _check_params_vs_input(self, data: PreparedData, plan: dict) -> dict:
+        """The rules that need the data: here, ``ipc`` against the classes and their sizes."""
         wanted = ipc_per_class(self.ipc, data.classes)
-        per_class = isinstance(self.ipc, Mapping)
-        if not per_class and wanted[0] > len(data.labels):
+        if not isinstance(self.ipc, Mapping) and wanted[0] > len(data.labels):
             raise ValueError(
                 f"ipc={self.ipc} asks for more samples per class than the {len(data.labels)} training "
                 "samples there are in all"
             )
-        counts = data.class_counts
-        small = [(data.classes[c], int(n), int(k)) for c, (n, k) in enumerate(zip(counts, wanted)) if n < k]
-        if small:
-            listing = ", ".join(f"{plain_label(label)!r} has {n}" + (f" (ipc {k})" if per_class else "")
-                                for label, n, k in small[:10])
-            asked = "its ipc" if per_class else f"ipc={self.ipc}"
-            if self._small_class_is_error:
-                raise ValueError(
-                    f"{type(self).__name__} cannot pick {asked} distinct samples from every "
-                    f"class: {listing}. Lower ipc or add samples."
-                )
-            fewer = "fewer real samples than their ipc" if per_class else f"fewer than {asked} real samples"
-            warnings.warn(
-                f"some classes have {fewer} ({listing}); their real "
-                "batches are the whole class",
-                UserWarning,
-                stacklevel=4,  # the caller of fit / fit_resample
-            )
-        return data
+        self._check_class_sizes(data, wanted)
+        return {**plan, "ipc": wanted}
 
-    def _record_fit(self, data: PreparedData) -> None:
+    def _check_class_sizes(self, data: PreparedData, wanted: np.ndarray) -> None:
+        per_class = isinstance(self.ipc, Mapping)
+        small = [(data.classes[c], int(n), int(k))
+                 for c, (n, k) in enumerate(zip(data.class_counts, wanted)) if n < k]
+        if not small:
+            return
+        listing = ", ".join(f"{plain_label(label)!r} has {n}" + (f" (ipc {k})" if per_class else "")
+                            for label, n, k in small[:10])
+        asked = "its ipc" if per_class else f"ipc={self.ipc}"
+        if self._small_class_is_error:
+            raise ValueError(
+                f"{type(self).__name__} cannot pick {asked} distinct samples from every "
+                f"class: {listing}. Lower ipc or add samples."
+            )
+        fewer = "fewer real samples than their ipc" if per_class else f"fewer than {asked} real samples"
+        warn_user(f"some classes have {fewer} ({listing}); their real batches are the whole class")
+
+    def _fit_resample(self, data: PreparedData, plan: dict) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _set_fitted(self, data: PreparedData, fitted: dict) -> None:
+        """Set every fitted attribute at once: the data's description and the subclass's result."""
         self.classes_ = data.classes
         self.n_features_in_ = int(np.prod(data.layout.sample_shape))
         self.input_shape_ = data.layout.image_shape
         self._layout = data.layout
-
-    def fit(self, X, y=None):
-        """Fit on ``(X, y)``; see the class docstring. Returns self."""
-        data = self._validate_data(X, y)
-        self._record_fit(data)
-        self._fit(data)
+        for name, value in fitted.items():
+            setattr(self, name, value)
         self.y_syn_ = to_output_labels(self._syn_codes, self.classes_)
-        return self
+        counts = np.bincount(self._syn_codes, minlength=len(self.classes_))
+        self.sampling_strategy_ = {plain_label(c): int(n) for c, n in zip(self.classes_, counts)}
 
-    def _fit(self, data: PreparedData) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
+    # ------------------------------------------------------------------ output
     def transform(self):
         """Return the reduced set ``(X_syn, y_syn)``.
 
@@ -108,10 +147,6 @@ class BaseReducer(BaseEstimator):
         images = torch.as_tensor(np.asarray(self.X_syn_, dtype=np.float32)).reshape((-1,) + tuple(shape))
         codes = torch.as_tensor(np.searchsorted(self.classes_, self.y_syn_), dtype=torch.long)
         return torch.utils.data.TensorDataset(images, codes)
-
-    def fit_resample(self, X, y=None):
-        """Fit, then return :meth:`transform`'s ``(X_syn, y_syn)``."""
-        return self.fit(X, y).transform()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

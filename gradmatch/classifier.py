@@ -15,9 +15,11 @@ from sklearn.utils.validation import check_is_fitted
 from .augment import check_augment_input, make_augment
 from .data import Normalization
 from .networks import build_model, check_network_fits
+from .parameters import NON_NEGATIVE, POSITIVE, AugmentSpec, Count, ImageShape, MeanStd, ModelName, Number, StrOptions
+from .resolve import resolve_model, resolve_normalization
 from .runtime import isolated_rng, make_generator, resolve_device, seed_from
 from .training import TrainRecipe, predict_logits, train_network
-from .validation import check_positive_float, check_positive_int, prepare_images, prepare_training_data
+from .validation import prepare_images, prepare_training_data
 
 __all__ = ["NetworkClassifier"]
 
@@ -72,6 +74,21 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
     (4,)
     """
 
+    _parameter_constraints: dict = {
+        "model": [ModelName(), callable],
+        "epochs": [Count(0)],
+        "lr": [POSITIVE],
+        "momentum": [Number(0, 1, closed="left")],
+        "weight_decay": [NON_NEGATIVE],
+        "batch_size": [Count(1)],
+        "augment": [AugmentSpec()],
+        "normalization": [StrOptions({"auto"}), None, MeanStd(), Normalization],
+        "input_shape": [ImageShape(), None],
+        "device": [str, torch.device, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
     def __init__(self, model="auto", *, epochs=300, lr=0.01, momentum=0.9, weight_decay=5e-4,
                  batch_size=256, augment=None, normalization="auto", input_shape=None, device="auto",
                  random_state=None, verbose=0):
@@ -89,29 +106,18 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     def _recipe(self) -> TrainRecipe:
-        return TrainRecipe(
-            epochs=check_positive_int(self.epochs, "epochs", 0),
-            lr=check_positive_float(self.lr, "lr"),
-            momentum=check_positive_float(self.momentum, "momentum", allow_zero=True),
-            weight_decay=check_positive_float(self.weight_decay, "weight_decay", allow_zero=True),
-            batch_size=check_positive_int(self.batch_size, "batch_size"),
-            augment=make_augment(self.augment),
-        )
+        return TrainRecipe(epochs=self.epochs, lr=float(self.lr), momentum=float(self.momentum),
+                           weight_decay=float(self.weight_decay), batch_size=self.batch_size,
+                           augment=make_augment(self.augment))
 
     def fit(self, X, y=None):
         """Train a fresh network on ``(X, y)``. Returns self."""
-        from .condenser import resolve_model, resolve_normalization
-
+        self._validate_params()  # the declared constraints, before anything else
         recipe = self._recipe()
         device = resolve_device(self.device)
         data = prepare_training_data(X, y, self.input_shape)
         check_augment_input(recipe.augment, data.layout.image_shape is not None)
-        norm = self.normalization
-        if isinstance(norm, dict):
-            norm = (norm["mean"], norm["std"])
-        elif isinstance(norm, Normalization):
-            norm = (norm.mean, norm.std)
-        norm = resolve_normalization(norm, data)
+        norm = resolve_normalization(self.normalization, data)
         model = resolve_model(self.model, data.layout.image_shape)
         shape = data.layout.internal_shape
         seed = seed_from(self.random_state)

@@ -2,32 +2,40 @@
 
 from __future__ import annotations
 
-import numbers
-import warnings
+import functools
+import os
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 
 from ._base import BaseReducer
 from .augment import check_augment_input, make_augment
-from .checkpoint import checkpoint_path, fingerprint, load_checkpoint, save_checkpoint
-from .data import ClassPools, DatasetPools, Normalization, channel_range, channel_stats
+from .checkpoint import Checkpointer, NoCheckpoint, UndescribableSetting, describe_run, run_key
+from .data import ClassPools, DatasetPools
 from .distances import make_distance
 from .engine import CondensationLoop, DivergenceError, LoopSettings
-from .matching import check_match
-from .networks import build_model, check_model, check_network_fits
-from .runtime import isolated_rng, make_generator, resolve_device, resolve_precision, seed_from
-from .schedules import default_loops, make_schedule
-from .sharding import current_shard
-from .validation import (
-    PreparedData,
-    check_ipc,
-    check_positive_float,
-    check_positive_int,
-    ipc_per_class,
-    to_output_images,
-    to_output_labels,
+from .hooks import IterationHooks
+from .matching import MATCH_RULES
+from .networks import build_model, check_network_fits
+from .parameters import (
+    NON_NEGATIVE,
+    POSITIVE,
+    AugmentSpec,
+    Count,
+    DistanceSpec,
+    Folder,
+    MeanStd,
+    ModelName,
+    Number,
+    Options,
+    StrOptions,
 )
+from .resolve import resolve_model, resolve_normalization
+from .runtime import PRECISIONS, isolated_rng, make_generator, resolve_device, resolve_precision, seed_from
+from .schedules import SCHEDULES, default_loops, make_schedule
+from .sharding import current_shard
+from .validation import PreparedData, to_output_images, warn_user
 
 __all__ = ["GradientMatchingCondenser", "INITS", "VARIANTS"]
 
@@ -45,50 +53,6 @@ VARIANTS: dict[str, dict[str, str]] = {
     "mda": dict(match="multilevel", distance="cos+l2", schedule="adaptive"),
     "mdo": dict(match="multilevel", distance="cos+l2", schedule="overfit"),
 }
-
-
-def resolve_normalization(normalization, data: PreparedData) -> Normalization:
-    """``"auto"``: per-channel statistics of the real data; None: identity; or ``(mean, std)``."""
-    channels = data.images.shape[1]
-    if isinstance(normalization, str):
-        if normalization != "auto":
-            raise ValueError(f"unknown normalization {normalization!r}: use 'auto', None or (mean, std)")
-        return channel_stats(data.images)
-    if normalization is None:
-        return Normalization((0.0,) * channels, (1.0,) * channels)
-    try:
-        mean, std = normalization
-        mean = np.broadcast_to(np.asarray(mean, dtype=np.float64), (channels,))
-        std = np.broadcast_to(np.asarray(std, dtype=np.float64), (channels,))
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"normalization must be 'auto', None or a pair (mean, std) of scalars or length-{channels} "
-            f"sequences, got {normalization!r}"
-        ) from None
-    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
-        raise ValueError("normalization needs finite means and finite, positive stds")
-    # The normalised data must stay finite in float32, where the networks compute.
-    lo, hi = channel_range(data.images)
-    reach = np.maximum(np.abs(lo - mean), np.abs(hi - mean)) / std
-    if not np.all(reach < np.finfo(np.float32).max / 1e3):
-        raise ValueError(
-            f"normalization (mean {mean.tolist()}, std {std.tolist()}) scales the data beyond "
-            "float32's range; use the data's own statistics ('auto') or a larger std"
-        )
-    return Normalization(tuple(mean.tolist()), tuple(std.tolist()))
-
-
-def resolve_model(model, image_shape) -> object:
-    """``"auto"``: the ConvNet for images, the MLP for flat features."""
-    if model == "auto":
-        return "convnet" if image_shape is not None else "mlp"
-    check_model(model)
-    if isinstance(model, str) and model != "mlp" and image_shape is None:
-        raise ValueError(
-            f"model={model!r} needs images: pass X as (n, H, W) or (n, C, H, W), or flat X with "
-            "input_shape=(C, H, W)"
-        )
-    return model
 
 
 class GradientMatchingCondenser(BaseReducer):
@@ -262,6 +226,44 @@ class GradientMatchingCondenser(BaseReducer):
 
     _small_class_is_error = False
 
+    _parameter_constraints: dict = {
+        **BaseReducer._parameter_constraints,
+        "match": [StrOptions(set(MATCH_RULES))],
+        "lam": [NON_NEGATIVE, None],
+        "distance": [DistanceSpec(), callable],
+        "schedule": [StrOptions(set(SCHEDULES)), callable],
+        "iterations": [Count(1)],
+        "matching_steps": [Count(1), None],
+        "network_steps": [Count(0), None],
+        "lr_syn": [POSITIVE],
+        # Momentum 1 or more never forgets a step: the set grows without bound.
+        "momentum_syn": [Number(0, 1, closed="left")],
+        "lr_net": [POSITIVE],
+        "batch_real": [Count(1)],
+        "batch_train": [Count(1)],
+        "init": [StrOptions(set(INITS))],
+        "augment": [AugmentSpec()],
+        "precision": [StrOptions(set(PRECISIONS))],
+        "compile": ["boolean"],
+        "model": [ModelName(), callable],
+        "normalization": [StrOptions({"auto"}), None, MeanStd()],
+        "device": [str, torch.device, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callback": [callable, None],
+        "checkpoint": [Folder(), None],
+        "checkpoint_every": [Count(1)],
+        "warm_start": ["boolean"],
+        "in_memory": ["boolean", StrOptions({"auto"})],
+        "distributed": [StrOptions({"auto"}), Options(bool, {False})],
+    }
+
+    #: Parameters that do not change the synthetic set of a given iteration, so a
+    #: checkpoint stays valid when they change (iterations: a longer run continues;
+    #: a sharded run and a streamed Dataset give the single-process, in-memory set).
+    _NOT_IN_RUN_KEY = ("iterations", "verbose", "callback", "checkpoint", "checkpoint_every",
+                       "warm_start", "device", "in_memory", "distributed")
+
     def __init__(
         self,
         ipc=1,
@@ -325,214 +327,187 @@ class GradientMatchingCondenser(BaseReducer):
         self.in_memory = in_memory
         self.distributed = distributed
 
-    # ------------------------------------------------------------------ checks
-    def _check_params(self, classes: np.ndarray, images: bool) -> dict:
-        n_classes = len(classes)
-        ipc = ipc_per_class(self.ipc, classes)
-        check_match(self.match)
-        # Unequal budgets: the loop lengths of the largest class budget.
-        default_t, default_zeta = default_loops(int(ipc.max()))
-        steps = default_t if self.matching_steps is None else check_positive_int(
-            self.matching_steps, "matching_steps")
-        zeta = default_zeta if self.network_steps is None else check_positive_int(
-            self.network_steps, "network_steps", 0)
-        if not isinstance(self.init, str) or self.init not in INITS:
-            raise ValueError(f"unknown init {self.init!r}: valid values are {', '.join(map(repr, INITS))}")
-        if not isinstance(self.verbose, numbers.Integral):
-            raise TypeError(f"verbose must be an integer, got {self.verbose!r}")
-        if self.callback is not None and not callable(self.callback):
-            raise TypeError(f"callback must be callable or None, got {type(self.callback).__name__}")
-        lam = float(n_classes) if self.lam is None else check_positive_float(self.lam, "lam", allow_zero=True)
-        augment = check_augment_input(make_augment(self.augment), images)
+    # ------------------------------------------------------------------ settings
+    def _resolve_settings(self) -> dict:
+        """The rules that need no data, each applied once per fit."""
+        if self.network_steps is not None and not (isinstance(self.schedule, str) and self.schedule == "fixed"):
+            raise ValueError(
+                f"network_steps={self.network_steps} applies only to schedule='fixed'; schedule="
+                f"{self.schedule!r} decides the network steps itself. Leave network_steps=None or "
+                "use schedule='fixed'.")
+        budget = max(self.ipc.values()) if isinstance(self.ipc, Mapping) else self.ipc
+        default_t, default_zeta = default_loops(int(budget))  # unequal budgets: the largest
+        device = resolve_device(self.device)
+        precision, fallback = resolve_precision(self.precision, device)
+        if fallback:
+            warn_user(fallback)
+        if self.checkpoint is not None:
+            self._run_settings(precision, seed=0)  # refuse an unidentifiable run before any work
         return dict(
-            ipc=ipc,
-            settings=LoopSettings(
-                iterations=check_positive_int(self.iterations, "iterations"),
-                matching_steps=steps,
-                schedule=make_schedule(self.schedule, zeta),
-                distance=make_distance(self.distance),
-                match=self.match,
-                lam=lam,
-                lr_syn=check_positive_float(self.lr_syn, "lr_syn"),
-                momentum_syn=check_positive_float(self.momentum_syn, "momentum_syn", allow_zero=True),
-                lr_net=check_positive_float(self.lr_net, "lr_net"),
-                batch_real=check_positive_int(self.batch_real, "batch_real"),
-                batch_train=check_positive_int(self.batch_train, "batch_train"),
-                augment=augment,
-            ),
+            device=device, precision=precision, augment=make_augment(self.augment),
+            distance=make_distance(self.distance),
+            schedule=make_schedule(self.schedule, default_zeta if self.network_steps is None
+                                   else self.network_steps),
+            matching_steps=default_t if self.matching_steps is None else self.matching_steps,
         )
 
-    def _validate_data(self, X, y):
-        # Check the parameters that need no data before touching the data.
-        check_ipc(self.ipc)
-        check_match(self.match)
-        make_augment(self.augment)
-        resolve_precision(self.precision, torch.device("cpu"))  # the name; the hardware is checked in fit
-        if not isinstance(self.compile, (bool, np.bool_)):
-            raise TypeError(f"compile must be True or False, got {self.compile!r}")
-        make_distance(self.distance)
-        make_schedule(self.schedule, 1)
-        check_model(self.model) if self.model != "auto" else None
-        resolve_device(self.device)
-        return super()._validate_data(X, y)
-
-    # ------------------------------------------------------------------ resume
-    #: Parameters that do not change the synthetic set of a given iteration, so a
-    #: checkpoint stays valid when they change (iterations: a longer run continues).
-    _NOT_FINGERPRINTED = ("iterations", "verbose", "callback", "checkpoint", "checkpoint_every",
-                          "warm_start", "device", "in_memory", "distributed", "compile")
-
-    #: Parameters added after checkpoints were first written, with their defaults:
-    #: left out of the fingerprint at that default, so older checkpoints stay valid.
-    _ADDED_LATER = {"augment": None, "precision": "float32"}
-
-    def _fingerprint_params(self) -> dict:
-        # The precision that runs, not the one asked for: a bf16 fit that fell
-        # back to float32 computes a float32 run's iterations, and a machine
-        # with bf16 must not resume from them as if they were bf16.
-        params = {**self.get_params(deep=False), "precision": getattr(self, "precision_", self.precision)}
-        return {k: v for k, v in params.items()
-                if k not in self._NOT_FINGERPRINTED
-                and not (k in self._ADDED_LATER and type(v) is type(self._ADDED_LATER[k])
-                         and v == self._ADDED_LATER[k])}
-
-    def _starting_state(self, data: PreparedData, ckpt, fp) -> dict | None:
-        """Where a fit starts: the previous fit (warm_start), a checkpoint, or scratch."""
+    def _check_params_vs_input(self, data: PreparedData, plan: dict) -> dict:
+        """The rules that need the data: budgets, augmentation, network, statistics, warm start."""
+        plan = super()._check_params_vs_input(data, plan)
+        images = data.layout.image_shape is not None
+        check_augment_input(plan["augment"], images)
         previous = getattr(self, "_state", None)
-        if self.warm_start and previous is not None:
-            if not np.array_equal(previous["classes"], data.classes):
-                raise ValueError(
-                    "warm_start=True continues the previous synthetic set, which was fitted on classes "
-                    f"{previous['classes'].tolist()!r}; these data have {data.classes.tolist()!r}. "
-                    "Set warm_start=False to start over."
-                )
-            return previous
-        if ckpt is not None:
-            return load_checkpoint(ckpt, fp)
-        return None
-
-    # ------------------------------------------------------------------ fit
-    def _fit(self, data: PreparedData) -> None:
-        n_classes = data.n_classes
-        params = self._check_params(data.classes, images=data.layout.image_shape is not None)
-        ipc, settings = params["ipc"], params["settings"]
-        # The inter-class term weights classes by their prior in the real
-        # training set, on both sides (DESIGN.md section 2).
+        if self.warm_start and previous is not None and not np.array_equal(previous["classes"], data.classes):
+            raise ValueError(
+                "warm_start=True continues the previous synthetic set, which was fitted on classes "
+                f"{previous['classes'].tolist()!r}; these data have {data.classes.tolist()!r}. "
+                "Set warm_start=False to start over.")
         counts = data.class_counts
-        self.class_weights_ = counts / counts.sum()
-        settings.class_weights = self.class_weights_.tolist()
-        model = resolve_model(self.model, data.layout.image_shape)
-        device = resolve_device(self.device)
-        settings.precision, fallback = resolve_precision(self.precision, device)
-        if fallback:
-            warnings.warn(fallback, UserWarning, stacklevel=4)
-        self.precision_ = settings.precision
-        settings.compile = bool(self.compile)
-        norm = resolve_normalization(self.normalization, data)
-        shape = data.layout.internal_shape
-        seed = seed_from(self.random_state)
-        syn_counts = ipc.tolist()
+        return {**plan,
+                "model": resolve_model(self.model, data.layout.image_shape),
+                "normalization": resolve_normalization(self.normalization, data),
+                "class_weights": counts / counts.sum(),  # the classes' priors, on both sides
+                "lam": float(data.n_classes) if self.lam is None else float(self.lam)}
+
+    def _loop_settings(self, plan: dict) -> LoopSettings:
+        return LoopSettings(
+            iterations=self.iterations, matching_steps=plan["matching_steps"], schedule=plan["schedule"],
+            distance=plan["distance"], match=self.match, lam=plan["lam"],
+            class_weights=plan["class_weights"].tolist(), lr_syn=float(self.lr_syn),
+            momentum_syn=float(self.momentum_syn), lr_net=float(self.lr_net), batch_real=self.batch_real,
+            batch_train=self.batch_train, augment=plan["augment"], precision=plan["precision"],
+            compile=bool(self.compile))
+
+    def _run_settings(self, precision: str, seed: int) -> dict:
+        """The settings that identify a run's checkpoints (described faithfully, or refused).
+
+        The precision is the one that runs (a bf16 fit that fell back to float32
+        computes float32 iterations), and a None random_state is the seed drawn
+        for this fit, so two unseeded runs never share a checkpoint.
+        """
+        settings = {k: v for k, v in self.get_params(deep=False).items() if k not in self._NOT_IN_RUN_KEY}
+        settings["precision"] = precision
+        if settings["random_state"] is None:
+            settings["random_state"] = {"drawn seed": seed}
+        try:
+            describe_run(settings)
+        except UndescribableSetting as err:
+            raise ValueError(
+                f"checkpoint={os.fspath(self.checkpoint)!r} needs settings a later run can recognise, "
+                f"but {err}. Give a module-level function, a functools.partial of one or an object "
+                "with get_params() instead, or set checkpoint=None.") from None
+        return settings
+
+    # ------------------------------------------------------------------ fit steps
+    def _fit_resample(self, data: PreparedData, plan: dict) -> dict:
+        """Build the loop, restore its state (warm start or checkpoint), run it, return the result."""
         shard = self._shard(data)
+        seed = seed_from(self.random_state)
         if shard is not None:
-            # Every rank must draw the same random stream: rank 0's seed.
-            seed = shard.broadcast_int(seed)
+            seed = shard.broadcast_int(seed)  # every rank draws rank 0's random stream
+        with isolated_rng(seed, plan["device"]):
+            loop = self._build_loop(data, plan, seed, shard)
+            checkpointer = self._checkpointer(data, plan, seed, shard)
+            self._restore(loop, checkpointer, shard)
+            return self._run(loop, checkpointer, data, plan, shard)
+
+    def _build_loop(self, data: PreparedData, plan: dict, seed: int, shard) -> CondensationLoop:
+        """Pools of real data, the initial set, and a trial network that fails early and clearly."""
+        device, model, shape = plan["device"], plan["model"], data.layout.internal_shape
         owned = None if shard is None else shard.owned
+        generator = make_generator(seed, device)
+        if data.dataset is not None:
+            pools = DatasetPools(data.dataset, data.labels, data.n_classes, plan["normalization"], device,
+                                 shape, owned=owned)
+        else:
+            pools = ClassPools(data.images, data.labels, data.n_classes, plan["normalization"], device,
+                               owned=owned)
+        check_network_fits(build_model(model, shape, data.n_classes).to(device),
+                           pools.take_partial(torch.arange(min(2, len(data.labels)), device=device)),
+                           data.n_classes)
+        syn_counts = plan["ipc"].tolist()
+        return CondensationLoop(
+            pools=pools, syn=self._initial_set(pools, syn_counts, shape, generator, shard),
+            syn_counts=syn_counts, make_network=functools.partial(build_model, model, shape, data.n_classes),
+            settings=self._loop_settings(plan), generator=generator, shard=shard)
 
-        with isolated_rng(seed, device):
-            generator = make_generator(seed, device)
-            if data.dataset is not None:
-                pools = DatasetPools(data.dataset, data.labels, n_classes, norm, device, shape, owned=owned)
-            else:
-                pools = ClassPools(data.images, data.labels, n_classes, norm, device, owned=owned)
-            # A trial network on two real samples turns a bad model/input pairing
-            # into a clear error instead of a failure inside the first iteration.
-            check_network_fits(build_model(model, shape, n_classes).to(device),
-                               pools.take_partial(torch.arange(min(2, len(data.labels)), device=device)),
-                               n_classes)
-            if self.init == "noise":
-                syn = torch.randn((sum(syn_counts),) + tuple(shape), generator=generator, device=device)
-                if shard is not None:
-                    bounds = np.concatenate([[0], np.cumsum(syn_counts)])
-                    syn = syn[int(bounds[owned.start]):int(bounds[owned.stop])]
-            else:
-                syn = pools.initial_images(syn_counts, generator)
-            loop = CondensationLoop(
-                pools=pools,
-                syn=syn,
-                syn_counts=syn_counts,
-                make_network=lambda: build_model(model, shape, n_classes),
-                settings=settings,
-                generator=generator,
-                shard=shard,
-            )
-            mean, std = np.asarray(norm.mean), np.asarray(norm.std)
-            self.normalization_ = norm.as_dict()
-            self._syn_codes = np.repeat(np.arange(n_classes), syn_counts)
-            ckpt = None
-            if self.checkpoint is not None:
-                fp = fingerprint(data.images, data.labels, data.classes, self._fingerprint_params())
-                rank, world = (0, 1) if shard is None else (shard.rank, shard.world_size)
-                ckpt = checkpoint_path(self.checkpoint, fp, rank, world)
-            state = self._starting_state(data, ckpt, fp if ckpt else None)
-            if shard is not None and not shard.same_everywhere([-1 if state is None else state["iteration"]]):
-                raise RuntimeError(
-                    "the ranks of this sharded run start from different iterations (their checkpoints "
-                    f"in {self.checkpoint} disagree): resume with the same number of processes and "
-                    "every rank's checkpoint, or remove them to start over")
-            if state is not None:
-                loop.restore(state)
-            every = check_positive_int(self.checkpoint_every, "checkpoint_every")
+    def _initial_set(self, pools, syn_counts: list, shape, generator, shard) -> torch.Tensor:
+        if self.init == "real":
+            return pools.initial_images(syn_counts, generator)
+        syn = torch.randn((sum(syn_counts),) + tuple(shape), generator=generator, device=generator.device)
+        if shard is None:
+            return syn
+        bounds = np.concatenate([[0], np.cumsum(syn_counts)])
+        return syn[int(bounds[shard.owned.start]):int(bounds[shard.owned.stop])]
 
-            def save(boundary: dict) -> None:
-                if ckpt is not None:
-                    save_checkpoint(ckpt, boundary, fp)
+    def _checkpointer(self, data: PreparedData, plan: dict, seed: int, shard):
+        if self.checkpoint is None:
+            return NoCheckpoint()
+        Checkpointer.probe(self.checkpoint)
+        key = run_key(data.images, data.labels, data.classes, self._run_settings(plan["precision"], seed))
+        rank, world = (0, 1) if shard is None else (shard.rank, shard.world_size)
+        return Checkpointer(self.checkpoint, key, self.checkpoint_every, rank, world)
 
-            def on_iteration(iteration: int, record: dict):
-                if loop.iteration % every == 0:
-                    save(loop.last_boundary_state())
-                stop = self.callback(iteration, record) is True if self.callback is not None else False
-                if shard is not None:
-                    stop = not shard.all_true(not stop)  # any rank may stop the whole run
-                return stop
+    def _restore(self, loop: CondensationLoop, checkpointer, shard) -> None:
+        """Continue the previous fit (warm_start) or this run's checkpoint, if there is one."""
+        previous = getattr(self, "_state", None)
+        state = previous if self.warm_start and previous is not None else checkpointer.restore()
+        if shard is not None and not shard.same_everywhere([-1 if state is None else state["iteration"]]):
+            raise RuntimeError(
+                "the ranks of this sharded run start from different iterations (their checkpoints "
+                f"in {self.checkpoint} disagree): resume with the same number of processes and "
+                "every rank's checkpoint, or remove them to start over")
+        if state is None:
+            return
+        loop.restore(state)
+        if loop.iteration >= self.iterations:
+            warn_user(f"{loop.iteration} iterations are already done (iterations={self.iterations}); "
+                      "nothing to run. Raise iterations to continue.")
 
-            def keep(syn: torch.Tensor, partial: bool) -> None:
-                self.X_syn_ = to_output_images(syn, data.layout, mean, std)
-                self.y_syn_ = to_output_labels(self._syn_codes, data.classes)
-                self.history_ = loop.history
-                self.n_iter_ = loop.iteration
-                self.partial_ = partial
-                self._state = {**loop.last_boundary_state(), "classes": data.classes}
+    def _run(self, loop: CondensationLoop, checkpointer, data: PreparedData, plan: dict, shard) -> dict:
+        """Run the loop; on divergence, Ctrl-C or a failing callback keep what was reached, then re-raise."""
+        hooks = IterationHooks(checkpointer, self.callback, shard, loop.last_boundary_state)
+        try:
+            loop.run(progress=self.verbose > 0 and (shard is None or shard.rank == 0), callback=hooks)
+        except DivergenceError as err:
+            self._keep_partial(data, plan, loop, err.last_good, checkpointer)
+            raise
+        except KeyboardInterrupt:
+            # Ctrl-C keeps the set reached; a sharded run cannot gather it here
+            # (other ranks may be gone), so it keeps only its checkpoints.
+            self._keep_partial(data, plan, loop, None if shard is not None else loop.synthetic, checkpointer)
+            raise
+        except Exception:
+            # A callback (or anything else) raised: the estimator stays as it was,
+            # and the last whole iteration is checkpointed.
+            self._keep_partial(data, plan, loop, None, checkpointer)
+            raise
+        result = self._result(data, plan, loop, loop.full_synthetic(), partial=False)
+        checkpointer.save(loop.last_boundary_state())
+        return result
 
-            if state is not None and loop.iteration >= settings.iterations:
-                warnings.warn(
-                    f"{loop.iteration} iterations are already done (iterations={settings.iterations}); "
-                    "nothing to run. Raise iterations to continue.", UserWarning, stacklevel=4)
-            try:
-                loop.run(progress=self.verbose > 0 and (shard is None or shard.rank == 0),
-                         callback=on_iteration)
-            except DivergenceError as err:
-                # Keep the last finite set on the estimator and in the checkpoint.
-                keep(err.last_good, partial=True)
-                save(loop.last_boundary_state())
-                raise
-            except KeyboardInterrupt:
-                # Ctrl-C: keep what was reached, checkpoint the last whole iteration,
-                # and re-raise so an enclosing search stops too. A sharded run
-                # cannot gather its set here (other ranks may be gone): only the
-                # checkpoints are kept.
-                if shard is None:
-                    keep(loop.synthetic, partial=True)
-                save(loop.last_boundary_state())
-                raise
-            keep(loop.full_synthetic(), partial=False)
-            save(loop.last_boundary_state())
-        self.model_ = model if isinstance(model, str) else "custom"
-        self.n_ranks_ = 1 if shard is None else shard.world_size
+    def _keep_partial(self, data, plan, loop, syn, checkpointer) -> None:
+        """Checkpoint the last whole iteration and, when given, keep ``syn`` on the estimator."""
+        if syn is not None:
+            self._set_fitted(data, self._result(data, plan, loop, syn, partial=True))
+        checkpointer.save(loop.last_boundary_state())
+
+    def _result(self, data: PreparedData, plan: dict, loop: CondensationLoop, syn: torch.Tensor,
+                partial: bool) -> dict:
+        """The fitted attributes for the synthetic set ``syn`` (normalised, ordered by class)."""
+        norm = plan["normalization"]
+        return {
+            "X_syn_": to_output_images(syn, data.layout, np.asarray(norm.mean), np.asarray(norm.std)),
+            "_syn_codes": np.repeat(np.arange(data.n_classes), plan["ipc"]),
+            "normalization_": norm.as_dict(), "class_weights_": plan["class_weights"],
+            "precision_": plan["precision"], "history_": loop.history, "n_iter_": loop.iteration,
+            "partial_": partial, "_state": {**loop.last_boundary_state(), "classes": data.classes},
+            "model_": plan["model"] if isinstance(plan["model"], str) else "custom",
+            "n_ranks_": 1 if loop.shard is None else loop.shard.world_size,
+        }
 
     def _shard(self, data: PreparedData):
         """This process's class shard when ``distributed`` allows and a process group is up."""
-        if self.distributed not in ("auto", False):
-            raise ValueError(f"unknown distributed {self.distributed!r}: valid values are 'auto' and False")
         if self.distributed is False:
             return None
         shard = current_shard(data.n_classes)

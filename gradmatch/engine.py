@@ -362,7 +362,7 @@ class CondensationLoop:
                 record = self.run_iteration()
                 bar.update(1)
                 bar.set_postfix(loss=f"{record['loss']:.4g}")
-                if callback is not None and callback(self.iteration - 1, record) is True:
+                if callback is not None and callback(self.iteration - 1, record):
                     break  # the caller asked to stop early
 
     def _assemble(self, local: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from .parameters import HasMethods
+
 __all__ = ["CondensedEstimator", "ResampleAdapter"]
 
 
@@ -31,15 +33,6 @@ def _default_estimator():
     from .classifier import NetworkClassifier
 
     return NetworkClassifier()
-
-
-def _check_reducer(reducer, owner: str):
-    if not hasattr(reducer, "fit_resample"):
-        raise TypeError(
-            f"{owner}'s reducer must have a fit_resample(X, y) method returning the reduced "
-            f"(X, y), like GradientMatchingCondenser, Herding or RandomCoreset; got "
-            f"{type(reducer).__name__}"
-        )
 
 
 def _estimator_has(attr: str):
@@ -142,6 +135,11 @@ class CondensedEstimator(ClassifierMixin, BaseEstimator):
     {'reducer__ipc': 20}
     """
 
+    _parameter_constraints: dict = {
+        "reducer": [HasMethods(["fit_resample"])],
+        "estimator": [HasMethods(["fit"]), None],
+    }
+
     def __init__(self, reducer, estimator=None):
         self.reducer = reducer
         self.estimator = estimator
@@ -160,7 +158,7 @@ class CondensedEstimator(ClassifierMixin, BaseEstimator):
         -------
         self : CondensedEstimator
         """
-        _check_reducer(self.reducer, type(self).__name__)
+        self._validate_params()
         reducer = clone(self.reducer)
         X_red, y_red = reducer.fit_resample(X, y)
         estimator = clone(self.estimator if self.estimator is not None else _default_estimator())
@@ -296,6 +294,8 @@ class ResampleAdapter(BaseEstimator):
     #: What imbalanced-learn's ``is_sampler`` looks for (its samplers set the same).
     _estimator_type = "sampler"
 
+    _parameter_constraints: dict = {"reducer": [HasMethods(["fit_resample"])]}
+
     def __init__(self, reducer):
         self.reducer = reducer
 
@@ -315,7 +315,7 @@ class ResampleAdapter(BaseEstimator):
             The reducer's set: ``ipc`` samples per class, in X's layout
             (numpy in, numpy out).
         """
-        _check_reducer(self.reducer, type(self).__name__)
+        self._validate_params()
         reducer = clone(self.reducer)
         X_red, y_red = reducer.fit_resample(X, y)
         self.reducer_ = reducer

@@ -8,12 +8,13 @@ import numpy as np
 import torch
 
 from ._base import BaseReducer
-from .condenser import resolve_model, resolve_normalization
 from .herding import herding_order
-from .networks import build_model, check_model, check_network_fits
+from .networks import build_model, check_network_fits
+from .parameters import Count, MeanStd, ModelName, StrOptions
+from .resolve import resolve_model, resolve_normalization
 from .runtime import isolated_rng, make_generator, resolve_device, seed_from
 from .training import TrainRecipe, embed, predict_logits, train_network
-from .validation import PreparedData, check_positive_int, ipc_per_class
+from .validation import PreparedData
 
 __all__ = ["RandomCoreset", "Herding", "HERDING_FEATURES", "AUTO_FEATURE_STEPS", "feature_epochs"]
 
@@ -45,15 +46,18 @@ def feature_epochs(setting, n_samples: int, batch_size: int = 256) -> int:
 class _Selector(BaseReducer):
     """A reducer whose output rows are rows of X, given by ``sample_indices_``."""
 
-    def _select(self, data: PreparedData) -> np.ndarray:  # pragma: no cover - abstract
+    def _select(self, data: PreparedData, plan: dict) -> tuple[np.ndarray, dict]:  # pragma: no cover
+        """The selected rows, class by class, and any fitted attributes of the selection."""
         raise NotImplementedError
 
-    def _fit(self, data: PreparedData) -> None:
+    def _check_params_vs_input(self, data: PreparedData, plan: dict) -> dict:
+        plan = super()._check_params_vs_input(data, plan)
         # The real data's statistics travel with the selected set, as with a condensed one.
-        self.normalization_ = resolve_normalization(getattr(self, "normalization", "auto"), data).as_dict()
-        indices = np.asarray(self._select(data), dtype=np.int64)
-        self.sample_indices_ = indices
-        self._syn_codes = data.labels.numpy()[indices]
+        return {**plan, "normalization": resolve_normalization(getattr(self, "normalization", "auto"), data)}
+
+    def _fit_resample(self, data: PreparedData, plan: dict) -> dict:
+        indices, extra = self._select(data, plan)
+        indices = np.asarray(indices, dtype=np.int64)
         source = data.source_X
         if isinstance(source, torch.Tensor):
             rows = source[torch.from_numpy(indices).to(source.device)].cpu()
@@ -62,7 +66,9 @@ class _Selector(BaseReducer):
             rows = np.asarray(source)[indices]
         # numpy has no bfloat16: such (torch) input is cast back in transform().
         dtype = "float32" if data.layout.dtype == "bfloat16" else data.layout.dtype
-        self.X_syn_ = rows.astype(dtype, copy=False)
+        return {"normalization_": plan["normalization"].as_dict(), "sample_indices_": indices,
+                "_syn_codes": data.labels.numpy()[indices], "X_syn_": rows.astype(dtype, copy=False),
+                **extra}
 
     def _per_class(self, data: PreparedData, pick) -> np.ndarray:
         """Concatenate ``pick(class_rows, class_index)`` over classes, in class order."""
@@ -108,15 +114,20 @@ class RandomCoreset(_Selector):
     (30, 64)
     """
 
+    _parameter_constraints: dict = {
+        **BaseReducer._parameter_constraints,
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, ipc=1, *, input_shape=None, random_state=None):
         self.ipc = ipc
         self.input_shape = input_shape
         self.random_state = random_state
 
-    def _select(self, data: PreparedData) -> np.ndarray:
-        ipc = ipc_per_class(self.ipc, data.classes)
+    def _select(self, data: PreparedData, plan: dict) -> tuple[np.ndarray, dict]:
+        ipc = plan["ipc"]
         rng = np.random.default_rng(seed_from(self.random_state))
-        return self._per_class(data, lambda rows, c: rng.choice(len(rows), size=ipc[c], replace=False))
+        return self._per_class(data, lambda rows, c: rng.choice(len(rows), size=ipc[c], replace=False)), {}
 
 
 class Herding(_Selector):
@@ -195,57 +206,59 @@ class Herding(_Selector):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _validate_data(self, X, y):
-        if isinstance(self.features, str):
-            if self.features not in HERDING_FEATURES:
-                valid = ", ".join(map(repr, HERDING_FEATURES))
-                raise ValueError(f"unknown features {self.features!r}: valid values are {valid} or a callable")
-        elif not callable(self.features):
-            raise TypeError(f"features must be 'network', 'pixels' or a callable, got {type(self.features).__name__}")
-        if self.feature_epochs != "auto":
-            check_positive_int(self.feature_epochs, "feature_epochs", 0)
-        if self.model != "auto":
-            check_model(self.model)
-        resolve_device(self.device)
-        return super()._validate_data(X, y)
+    _parameter_constraints: dict = {
+        **BaseReducer._parameter_constraints,
+        "features": [StrOptions(set(HERDING_FEATURES)), callable],
+        "feature_epochs": [Count(0), StrOptions({"auto"})],
+        "model": [ModelName(), callable],
+        "normalization": [StrOptions({"auto"}), None, MeanStd()],
+        "device": [str, torch.device, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
 
-    def _feature_matrix(self, data: PreparedData) -> torch.Tensor:
-        device = resolve_device(self.device)
-        norm = resolve_normalization(self.normalization, data)
-        mean, std = norm.tensors(device, data.images.dim())
+    def _resolve_settings(self) -> dict:
+        return {"device": resolve_device(self.device)}
+
+    def _feature_matrix(self, data: PreparedData, plan: dict) -> tuple[torch.Tensor, dict]:
+        """Features to herd on, and the fitted attributes that describe them."""
+        device = plan["device"]
+        mean, std = plan["normalization"].tensors(device, data.images.dim())
         images = data.images.to(device)
-        self.feature_train_accuracy_ = None
         if callable(self.features):
-            feats = self.features((images.to(torch.float32) - mean) / std)
-            feats = torch.as_tensor(feats)
+            feats = torch.as_tensor(self.features((images.to(torch.float32) - mean) / std))
             if feats.dim() != 2 or feats.shape[0] != images.shape[0]:
                 raise ValueError(
                     f"features callable returned shape {tuple(feats.shape)}, expected ({images.shape[0]}, k)"
                 )
-            return feats.reshape(feats.shape[0], -1)
+            return feats.reshape(feats.shape[0], -1), {"feature_train_accuracy_": None}
         if self.features == "pixels":
-            return ((images.to(torch.float32) - mean) / std).reshape(images.shape[0], -1)
+            return (((images.to(torch.float32) - mean) / std).reshape(images.shape[0], -1),
+                    {"feature_train_accuracy_": None})
+        return self._network_features(data, images, mean, std, device)
+
+    def _network_features(self, data: PreparedData, images, mean, std, device) -> tuple[torch.Tensor, dict]:
         model = resolve_model(self.model, data.layout.image_shape)
-        shape = data.layout.internal_shape
         labels = data.labels.to(device)
         seed = seed_from(self.random_state)
         with isolated_rng(seed, device):
             generator = make_generator(seed, device)
-            net = build_model(model, shape, data.n_classes).to(device)
+            net = build_model(model, data.layout.internal_shape, data.n_classes).to(device)
             check_network_fits(net, (images[:2].to(torch.float32) - mean) / std, data.n_classes)
             recipe = TrainRecipe(epochs=feature_epochs(self.feature_epochs, images.shape[0]))
-            self.feature_epochs_ = recipe.epochs
             train_network(net, images, labels, recipe, generator, mean, std,
                           progress=self.verbose > 0, desc="herding features")
             pred = predict_logits(net, images, mean, std).argmax(dim=1)
-            self.feature_train_accuracy_ = float((pred == labels).float().mean())
-            return embed(net, images, mean, std)
+            accuracy = float((pred == labels).float().mean())
+            return (embed(net, images, mean, std),
+                    {"feature_train_accuracy_": accuracy, "feature_epochs_": recipe.epochs})
 
-    def _select(self, data: PreparedData) -> np.ndarray:
-        ipc = ipc_per_class(self.ipc, data.classes)
-        feats = self._feature_matrix(data).detach().cpu()
+    def _select(self, data: PreparedData, plan: dict) -> tuple[np.ndarray, dict]:
+        ipc = plan["ipc"]
+        feats, extra = self._feature_matrix(data, plan)
+        feats = feats.detach().cpu()
         if not bool(torch.isfinite(feats).all()):
             raise ValueError("the herding features contain NaN or infinity")
-        return self._per_class(
-            data, lambda rows, c: herding_order(feats[torch.from_numpy(rows)], int(ipc[c])).numpy()
-        )
+        order = self._per_class(
+            data, lambda rows, c: herding_order(feats[torch.from_numpy(rows)], int(ipc[c])).numpy())
+        return order, extra

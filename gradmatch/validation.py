@@ -6,9 +6,12 @@ was expected, before any tensor reaches a network.
 
 from __future__ import annotations
 
+import inspect
 import numbers
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,7 +31,28 @@ __all__ = [
     "prepare_training_data",
     "to_output_images",
     "to_output_labels",
+    "warn_user",
 ]
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn, pointing at the first caller outside gradmatch (whatever the call depth).
+
+    A fixed ``stacklevel`` is right for one entry point only (``fit`` but not
+    ``fit_resample``, nor a pipeline); counting the package's own frames is
+    right for all of them.
+    """
+    level = 1
+    frame = inspect.currentframe()
+    try:
+        while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(_PACKAGE_DIR):
+            frame = frame.f_back
+            level += 1
+    finally:
+        del frame
+    warnings.warn(message, category, stacklevel=level)
 
 
 @dataclass(frozen=True)

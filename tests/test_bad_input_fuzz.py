@@ -243,7 +243,7 @@ def bad_ipc(data, X, y):
     ), label="ipc")
     is_int = isinstance(ipc, (int, np.integer)) and not isinstance(ipc, (bool, np.bool_))
     return Case(X, y, {"ipc": ipc}, exc=ValueError if is_int else TypeError,
-                match=r"ipc must be an integer >= 1, got")
+                match=r"The 'ipc' parameter of \w+ must be an int in the range \[1, inf\) or a non-empty dict")
 
 
 def mismatched_input_shape(data, X, y):
@@ -274,7 +274,8 @@ def malformed_input_shape(data, X, y):
         st.text(min_size=1, max_size=4),
         st.sampled_from([5, 2.5, {1: 2}, (1, None, 8), ("1", "8", "8")]),
     ), label="input_shape")
-    return Case(X.reshape(len(X), -1), y, {"input_shape": shape}, match="input_shape must be")
+    return Case(X.reshape(len(X), -1), y, {"input_shape": shape},
+                match=r"The 'input_shape' parameter of \w+ must be a tuple \(C, H, W\) of three positive integers")
 
 
 def meta_tensors(data, X, y):

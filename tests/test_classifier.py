@@ -78,7 +78,7 @@ def test_bad_parameters(digits):
     X, y = digits
     with pytest.raises(ValueError, match="epochs"):
         NetworkClassifier(epochs=-1).fit(X, y)
-    with pytest.raises(ValueError, match="unknown model 'resnet99'"):
+    with pytest.raises(ValueError, match="The 'model' parameter of NetworkClassifier must be 'auto' or a network name"):
         NetworkClassifier(model="resnet99").fit(X, y)
 
 

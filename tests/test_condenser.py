@@ -175,9 +175,8 @@ def test_fixed_schedule_steps(digits):
 
 def test_adaptive_schedule_steps(digits_flat):
     X, y = digits_flat
-    # network_steps is the fixed schedule's constant: ignored here.
     cond = condensed(X, y, ipc=2, schedule="adaptive", iterations=1, matching_steps=3,
-                     network_steps=7, batch_real=16, device="cpu", random_state=0)
+                     batch_real=16, device="cpu", random_state=0)
     check_synthetic_set(cond, X, ipc=2)
     assert cond.history_["network_steps"] == [50 + 40]
 

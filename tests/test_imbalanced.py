@@ -106,12 +106,9 @@ def test_condenser_warns_when_a_class_is_smaller_than_its_budget(imbalanced, fas
 
 def test_default_loops_follow_the_largest_budget(imbalanced):
     X, y = imbalanced
-    classes = np.unique(y)
-
     def loops(ipc):
-        settings = GradientMatchingCondenser(ipc=ipc, schedule="fixed")._check_params(
-            classes, images=True)["settings"]
-        return settings.matching_steps, settings.schedule(0)
+        plan = GradientMatchingCondenser(ipc=ipc, schedule="fixed")._resolve_settings()
+        return plan["matching_steps"], plan["schedule"](0)
 
     assert loops({**BUDGET, 3: 10}) == (10, 50) == default_loops(10)  # DC's ipc-10 row
     assert loops(BUDGET) == default_loops(3) != default_loops(1)  # the largest budget is 3

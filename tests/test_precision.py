@@ -58,7 +58,8 @@ def test_cpu_has_bf16_reads_the_flags(monkeypatch, text, expected):
 
 def test_unknown_precision_lists_the_valid_ones(digits, fast):
     X, y = digits
-    with pytest.raises(ValueError, match="unknown precision 'fp16': valid values are 'float32', 'bf16'"):
+    message = r"The 'precision' parameter of \w+ must be a str among \{('float32', 'bf16'|'bf16', 'float32')\}"
+    with pytest.raises(ValueError, match=message):
         GradientMatchingCondenser(precision="fp16", **fast).fit(X, y)
 
 
@@ -124,11 +125,11 @@ def test_bf16_fit_is_reproducible_and_differs_from_float32(digits, fast):
     assert a.X_syn_.dtype == f.X_syn_.dtype and np.all(np.isfinite(a.X_syn_))
 
 
-def test_float32_checkpoints_keep_their_fingerprint(digits, fast):
-    """precision joined later: at its default it leaves the fingerprint as it was."""
-    default = GradientMatchingCondenser(**fast)._fingerprint_params()
-    assert "precision" not in default and "augment" not in default
-    assert GradientMatchingCondenser(precision="bf16", **fast)._fingerprint_params()["precision"] == "bf16"
+def test_the_precision_that_runs_identifies_the_run(fast):
+    est = GradientMatchingCondenser(**fast)
+    assert est._run_settings("float32", seed=0)["precision"] == "float32"
+    assert est.set_params(precision="bf16")._run_settings("float32", seed=0)["precision"] == "float32"
+    assert est._run_settings("bf16", seed=0)["precision"] == "bf16"
 
 
 def test_a_bf16_fit_that_fell_back_checkpoints_as_the_float32_run_it_is(digits, fast, monkeypatch, tmp_path):
@@ -146,7 +147,7 @@ def test_a_bf16_fit_that_fell_back_checkpoints_as_the_float32_run_it_is(digits, 
 
 def test_compile_must_be_a_bool(digits, fast):
     X, y = digits
-    with pytest.raises(TypeError, match="compile must be True or False, got 'yes'"):
+    with pytest.raises(TypeError, match="The 'compile' parameter of \\w+ must be an instance of 'bool'"):
         GradientMatchingCondenser(compile="yes", **fast).fit(X, y)
 
 
