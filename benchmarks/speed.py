@@ -1,4 +1,4 @@
-"""Speed of the condensation loop against its floor (DESIGN.md section 5).
+"""Speed of the condensation loop against its floor (docs/design.md section 5).
 
 Measures, on Fashion-MNIST-shaped data (C = 10 classes of 28x28 grey images,
 DC's ConvNet, batch_real = 256):

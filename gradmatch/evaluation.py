@@ -1,4 +1,4 @@
-"""Scoring a small training set the way the literature does (DESIGN.md section 3).
+"""Scoring a small training set the way the literature does (docs/design.md section 3).
 
 Fresh networks are trained from scratch on the (synthetic or selected) set
 with DC's recipe and tested on a real test set; the set is normalised with the

@@ -1,4 +1,4 @@
-"""The networks of DC's public implementation (DESIGN.md section 2).
+"""The networks of DC's public implementation (docs/design.md section 2).
 
 * :class:`ConvNet`: ``depth`` x [Conv 3x3 (width 128) -> instance norm
   (GroupNorm with one group per channel, affine) -> ReLU -> AvgPool 2x2]

@@ -1,4 +1,4 @@
-"""Training a network from scratch on a labelled set, the DC way (DESIGN.md section 3).
+"""Training a network from scratch on a labelled set, the DC way (docs/design.md section 3).
 
 Used by Herding (its feature network) and by the evaluation protocol: SGD with
 momentum 0.9 and weight decay 5e-4, batch 256, learning rate x0.1 at half the

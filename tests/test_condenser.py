@@ -2,7 +2,7 @@
 
 Covers every matching rule, distance and schedule; both initialisations; the MLP,
 the ConvNet and a user factory; reproducibility and the caller's RNG; labels,
-dtypes, layouts and torch inputs (DESIGN.md section 1).
+dtypes, layouts and torch inputs (docs/design.md section 1).
 """
 
 from __future__ import annotations

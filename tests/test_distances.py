@@ -1,4 +1,4 @@
-"""Tests of the layer-wise gradient distances (DESIGN.md section 2, paper eqs. 7-9).
+"""Tests of the layer-wise gradient distances (docs/design.md section 2, paper eqs. 7-9).
 
 Property tests use float64 rows whose norm is at least 1e-2 and a tolerance of
 1e-4. The angle term d1 carries the ``+ 1e-6`` of DC in its denominator, so its

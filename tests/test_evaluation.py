@@ -1,4 +1,4 @@
-"""evaluate_set: train fresh networks on a small set, score them on real test data (DESIGN.md s. 3)."""
+"""evaluate_set: train fresh networks on a small set, score them on real test data (docs/design.md section 3)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Per-class budgets (``ipc`` as a dict) and imbalanced training data.
 
 The inter-class term weights each class by its prior in the real training set
-(DESIGN.md section 2). With unequal class sizes these tests check that the
+(docs/design.md section 2). With unequal class sizes these tests check that the
 estimators hand those priors to the matching loss, and that the prior-weighted
 sum of whole-class gradients is the gradient of the whole training set (eq. 5
 with unequal class sizes).

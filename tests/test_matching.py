@@ -1,4 +1,4 @@
-"""Tests of the matching rules (paper section 3.1, eqs. 4-6; DESIGN.md section 2)."""
+"""Tests of the matching rules (paper section 3.1, eqs. 4-6; docs/design.md section 2)."""
 
 from __future__ import annotations
 

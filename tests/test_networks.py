@@ -1,4 +1,4 @@
-"""Tests of DC's ConvNet and MLP and of ``build_model`` (DESIGN.md section 2)."""
+"""Tests of DC's ConvNet and MLP and of ``build_model`` (docs/design.md section 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""scikit-learn conventions (DESIGN.md section 1).
+"""scikit-learn conventions (docs/design.md section 1).
 
 ``transform()`` takes no data by design: it returns the learned set, it is not a
 per-row transform. scikit-learn's checks that call ``transform(X)`` or
@@ -28,7 +28,7 @@ from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 TRANSFORM_TAKES_NO_DATA = (
-    "transform() takes no data by design (DESIGN.md section 1): it returns the learned set "
+    "transform() takes no data by design (docs/design.md section 1): it returns the learned set "
     "(X_syn, y_syn) and is not a per-row transform, and there is no fit_transform; this check "
     "calls transform(X) or fit_transform(X, y)"
 )
