@@ -158,6 +158,11 @@ class DSA:
         self.saturation = _check_setting("saturation", saturation, 0.0)
         self.contrast = _check_setting("contrast", contrast, 0.0)
 
+    def get_params(self, deep: bool = True) -> dict:
+        """The settings, by name (what identifies this augmentation in a checkpoint key)."""
+        names = ("strategy", "mode", "scale", "rotate", "crop", "cutout", "brightness", "saturation", "contrast")
+        return dict(zip(names, self._settings()))
+
     def _settings(self) -> tuple:
         return (self.strategy, self.mode, self.scale, self.rotate, self.crop, self.cutout,
                 self.brightness, self.saturation, self.contrast)
