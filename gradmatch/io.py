@@ -457,6 +457,21 @@ def _pickled_entries(npz) -> list[str]:
 
 
 def _read_set(r: _Reader) -> SyntheticSet:
+    """Read and check every part of an open set file, each part by its own reader."""
+    _check_header(r)
+    meta = _read_meta(r)
+    X, y, classes = _read_labelled_samples(r, meta)
+    input_shape = _read_input_shape(r, X)
+    return SyntheticSet(
+        X=X, y=y, classes=classes, input_shape=input_shape,
+        normalization=_read_normalization(r, X, input_shape), method=meta["method"],
+        settings=meta["settings"], version=meta["version"], sample_indices=_read_indices(r, len(X)),
+        history=_read_history(r), dataset=meta.get("dataset"),
+    )
+
+
+def _check_header(r: _Reader) -> None:
+    """No pickled entries, every required entry, and a format this version reads."""
     pickled = _pickled_entries(r.npz)
     if pickled:
         raise r.fail(
@@ -478,6 +493,9 @@ def _read_set(r: _Reader) -> SyntheticSet:
         raise r.fail(
             f"format version {int(version)} is not supported: this gradmatch ({__version__}) reads "
             f"format versions 1 to {FORMAT_VERSION}; a newer gradmatch may read it")
+
+
+def _read_meta(r: _Reader) -> dict:
     try:
         meta = json.loads(r.text("meta"))
     except json.JSONDecodeError as err:
@@ -491,7 +509,10 @@ def _read_set(r: _Reader) -> SyntheticSet:
     dataset = meta.get("dataset")
     if dataset is not None and not isinstance(dataset, str):
         raise r.fail(f"the meta entry's 'dataset' should be a string, found {dataset!r}")
+    return meta
 
+
+def _read_labelled_samples(r: _Reader, meta: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     X, y, classes = r.array("X"), r.array("y"), r.array("classes")
     if X.dtype.kind not in "biuf" or X.ndim < 2:
         raise r.fail(f"X should be a numeric array of 2 to 4 dimensions, found {X.dtype} {X.shape}")
@@ -508,46 +529,52 @@ def _read_set(r: _Reader) -> SyntheticSet:
         raise r.fail(str(err)) from None
     if meta.get("labels_object"):
         y, classes = y.astype(object), classes.astype(object)
+    return X, y, classes
 
+
+def _read_input_shape(r: _Reader, X: np.ndarray) -> tuple[int, int, int] | None:
     shape = r.array("input_shape")
     if shape.dtype.kind not in "iu" or shape.shape not in ((0,), (3,)) or np.any(shape < 1):
         raise r.fail(f"input_shape should hold 3 positive integers or none, found {shape!r}")
     input_shape = tuple(int(v) for v in shape) if len(shape) else None
     if input_shape is not None and math.prod(input_shape) != math.prod(X.shape[1:]):
         raise r.fail(f"input_shape {input_shape} does not match samples of shape {X.shape[1:]}")
+    return input_shape
 
-    normalization = None
-    if "normalization.mean" in files or "normalization.std" in files:
-        mean, std = r.array("normalization.mean"), r.array("normalization.std")
-        channels = input_shape[0] if input_shape is not None else X.shape[1]
-        if (mean.shape != (channels,) or std.shape != (channels,) or mean.dtype.kind != "f"
-                or std.dtype.kind != "f"):
-            raise r.fail(f"normalization mean {mean.shape} and std {std.shape} should be {channels} "
-                         "floats each (one per channel)")
-        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
-            raise r.fail("normalization needs finite means and finite, positive stds")
-        normalization = {"mean": mean.tolist(), "std": std.tolist()}
 
-    indices = None
-    if "sample_indices" in files:
-        indices = r.array("sample_indices")
-        if indices.dtype.kind not in "iu" or indices.shape != (len(X),) or np.any(indices < 0):
-            raise r.fail(f"sample_indices should be {len(X)} non-negative integers, found "
-                         f"{indices.dtype} {indices.shape}")
-        indices = indices.astype(np.int64, copy=False)
+def _read_normalization(r: _Reader, X: np.ndarray, input_shape) -> dict | None:
+    files = set(r.npz.files)
+    if "normalization.mean" not in files and "normalization.std" not in files:
+        return None
+    mean, std = r.array("normalization.mean"), r.array("normalization.std")
+    channels = input_shape[0] if input_shape is not None else X.shape[1]
+    if (mean.shape != (channels,) or std.shape != (channels,) or mean.dtype.kind != "f"
+            or std.dtype.kind != "f"):
+        raise r.fail(f"normalization mean {mean.shape} and std {std.shape} should be {channels} "
+                     "floats each (one per channel)")
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+        raise r.fail("normalization needs finite means and finite, positive stds")
+    return {"mean": mean.tolist(), "std": std.tolist()}
 
-    history = None
+
+def _read_indices(r: _Reader, n_samples: int) -> np.ndarray | None:
+    if "sample_indices" not in r.npz.files:
+        return None
+    indices = r.array("sample_indices")
+    if indices.dtype.kind not in "iu" or indices.shape != (n_samples,) or np.any(indices < 0):
+        raise r.fail(f"sample_indices should be {n_samples} non-negative integers, found "
+                     f"{indices.dtype} {indices.shape}")
+    return indices.astype(np.int64, copy=False)
+
+
+def _read_history(r: _Reader) -> dict | None:
     history_keys = [key for key in r.npz.files if key.startswith(_HISTORY_PREFIX)]
-    if history_keys:
-        history = {}
-        for key in history_keys:
-            column = r.array(key)
-            if column.ndim != 1 or column.dtype.kind not in "biuf":
-                raise r.fail(f"{key} should be a 1-D numeric array, found {column.dtype} {column.shape}")
-            history[key[len(_HISTORY_PREFIX):]] = column.tolist()
-
-    return SyntheticSet(
-        X=X, y=y, classes=classes, input_shape=input_shape, normalization=normalization,
-        method=meta["method"], settings=meta["settings"], version=meta["version"],
-        sample_indices=indices, history=history, dataset=dataset,
-    )
+    if not history_keys:
+        return None
+    history = {}
+    for key in history_keys:
+        column = r.array(key)
+        if column.ndim != 1 or column.dtype.kind not in "biuf":
+            raise r.fail(f"{key} should be a 1-D numeric array, found {column.dtype} {column.shape}")
+        history[key[len(_HISTORY_PREFIX):]] = column.tolist()
+    return history
