@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gradmatch import __version__
+from gradmatch.atomic import write_text_atomic
 from gradmatch.memory import freed_memory_is_kept
 from gradmatch.runtime import cpu_description, cpu_has_bf16
 
@@ -54,7 +55,7 @@ def write_results(out: str | Path, record: dict, markdown: str) -> tuple[Path, P
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out.with_suffix(".json"), out.with_suffix(".md")
-    json_path.write_text(json.dumps(record, indent=2) + "\n")
-    md_path.write_text(markdown if markdown.endswith("\n") else markdown + "\n")
+    write_text_atomic(json_path, json.dumps(record, indent=2) + "\n")
+    write_text_atomic(md_path, markdown if markdown.endswith("\n") else markdown + "\n")
     print(f"wrote {json_path} and {md_path}", flush=True)
     return json_path, md_path

@@ -61,6 +61,7 @@ import numpy as np
 import torch
 
 from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset, __version__
+from gradmatch.atomic import write_text_atomic
 from gradmatch.augment import DSA_STRATEGY
 from gradmatch.condenser import VARIANTS
 from gradmatch.datasets import DATASET_NAMES, FASHION_MNIST_DIR, DatasetError, load_dataset
@@ -416,7 +417,7 @@ def main(argv=None) -> int:
               "ranking": [m for m, _ in ranked], "adjacent_pairs": pairs,
               "paper_fashion_mnist": paper or None}
     json_path = out / f"{stem}.json"
-    json_path.write_text(json.dumps(record, indent=1))
+    write_text_atomic(json_path, json.dumps(record, indent=1))
 
     import matplotlib
 

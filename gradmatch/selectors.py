@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -43,6 +44,16 @@ def feature_epochs(setting, n_samples: int, batch_size: int = 256) -> int:
     return max(1, math.ceil(AUTO_FEATURE_STEPS / batches))
 
 
+def _random_pick(rng: np.random.Generator, ipc: np.ndarray, rows: np.ndarray, c: int) -> np.ndarray:
+    """``ipc[c]`` distinct positions among a class's rows, drawn from ``rng``."""
+    return rng.choice(len(rows), size=ipc[c], replace=False)
+
+
+def _herding_pick(feats: torch.Tensor, ipc: np.ndarray, rows: np.ndarray, c: int) -> np.ndarray:
+    """The first ``ipc[c]`` positions of a class's rows in herding order of their features."""
+    return herding_order(feats[torch.from_numpy(rows)], int(ipc[c])).numpy()
+
+
 class _Selector(BaseReducer):
     """A reducer whose output rows are rows of X, given by ``sample_indices_``."""
 
@@ -71,7 +82,10 @@ class _Selector(BaseReducer):
                 **extra}
 
     def _per_class(self, data: PreparedData, pick) -> np.ndarray:
-        """Concatenate ``pick(class_rows, class_index)`` over classes, in class order."""
+        """Concatenate ``pick(class_rows, class_index)`` over classes, in class order.
+
+        ``pick`` returns positions within ``class_rows``.
+        """
         labels = data.labels.numpy()
         chosen = []
         for c in range(data.n_classes):
@@ -125,9 +139,8 @@ class RandomCoreset(_Selector):
         self.random_state = random_state
 
     def _select(self, data: PreparedData, plan: dict) -> tuple[np.ndarray, dict]:
-        ipc = plan["ipc"]
-        rng = np.random.default_rng(seed_from(self.random_state))
-        return self._per_class(data, lambda rows, c: rng.choice(len(rows), size=ipc[c], replace=False)), {}
+        pick = functools.partial(_random_pick, np.random.default_rng(seed_from(self.random_state)), plan["ipc"])
+        return self._per_class(data, pick), {}
 
 
 class Herding(_Selector):
@@ -259,6 +272,4 @@ class Herding(_Selector):
         feats = feats.detach().cpu()
         if not bool(torch.isfinite(feats).all()):
             raise ValueError("the herding features contain NaN or infinity")
-        order = self._per_class(
-            data, lambda rows, c: herding_order(feats[torch.from_numpy(rows)], int(ipc[c])).numpy())
-        return order, extra
+        return self._per_class(data, functools.partial(_herding_pick, feats, ipc)), extra
