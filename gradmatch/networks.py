@@ -28,18 +28,25 @@ classifiers reject) get the size their feature map has, and inputs too small for
 the feature stack raise a ValueError. Each network has ``embed(x)``, the
 flattened features fed to its last Linear.
 
-:func:`build_model` resolves the ``model`` parameter of the estimators: one of
-:data:`MODELS` or a factory ``factory(input_shape, n_classes) -> nn.Module``.
+The networks are held in one registry, shaped like torchvision's
+(``torchvision.models``): :func:`register_model` adds a builder under a name
+(the networks above are registered as ``"convnet"``, ``"mlp"``, ``"lenet"``,
+``"alexnet"``, ``"vgg11"``, ``"vgg11bn"``, ``"resnet18"`` and
+``"resnet18bn"``, in that order), :func:`list_models` lists the names,
+:func:`get_model_builder` and :func:`get_model` look one up. :data:`MODELS`
+is the tuple of registered names in registration order. :func:`build_model`
+resolves the ``model`` parameter of the estimators: a registered name or a
+factory ``factory(input_shape, n_classes) -> nn.Module``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import fnmatch
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
-
-from ._names import MODELS
 
 __all__ = [
     "MODELS",
@@ -55,7 +62,264 @@ __all__ = [
     "check_model",
     "check_network_fits",
     "conv_output_size",
+    "get_model",
+    "get_model_builder",
+    "list_models",
+    "register_model",
+    "unregister_model",
 ]
+
+
+# ---------------------------------------------------------------------------
+# The registry of network names (torchvision.models' shape)
+# ---------------------------------------------------------------------------
+
+_B = TypeVar("_B", bound=Callable[..., nn.Module])
+
+#: Name -> builder, in registration order (the order ``MODELS`` gives).
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+#: The registered network names in registration order: the built-in ones
+#: (``"convnet"``, ``"mlp"``, ``"lenet"``, ``"alexnet"``, ``"vgg11"``,
+#: ``"vgg11bn"``, ``"resnet18"``, ``"resnet18bn"``), then the user's. Rebuilt
+#: from the registry by :func:`register_model` and :func:`unregister_model`;
+#: ``gradmatch.networks.MODELS`` is current, a copy taken by ``from ... import``
+#: is not.
+MODELS: tuple[str, ...] = ()
+
+#: Names that mean something else to the estimators' ``model`` parameter.
+_RESERVED = frozenset({"auto"})
+
+
+def _registry_changed() -> None:
+    global MODELS
+    MODELS = tuple(_REGISTRY)
+
+
+def register_model(name: str | None = None) -> Callable[[_B], _B]:
+    """Register a network builder under ``name`` (a decorator).
+
+    The shape of ``torchvision.models.register_model``. Once registered, the
+    name is a valid ``model`` for every estimator, :func:`build_model` and the
+    evaluation functions, and it appears in :func:`list_models` and ``MODELS``.
+
+    Parameters
+    ----------
+    name : str, optional
+        The name to register under; the builder's ``__name__`` if None. Names
+        are case-sensitive. ``"auto"`` is reserved (the estimators' choice
+        between ConvNet and MLP).
+
+    Returns
+    -------
+    decorator : callable
+        Takes the builder, a class or function called as
+        ``builder(input_shape, n_classes)`` that returns an ``nn.Module``
+        (``input_shape`` a tuple of ints, ``n_classes`` an int), registers it
+        and returns it unchanged.
+
+    Raises
+    ------
+    ValueError
+        If the name is already registered (or reserved); names are never
+        silently replaced. :func:`unregister_model` frees a name registered
+        by the user.
+    TypeError
+        If the name is not a non-empty string or the builder is not callable.
+
+    See Also
+    --------
+    list_models, get_model_builder, unregister_model
+
+    Examples
+    --------
+    >>> import math
+    >>> from torch import nn
+    >>> from gradmatch.networks import build_model, register_model, unregister_model
+    >>> @register_model("tiny")
+    ... def tiny(input_shape, n_classes):
+    ...     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), n_classes))
+    >>> build_model("tiny", (1, 8, 8), 10)
+    Sequential(
+      (0): Flatten(start_dim=1, end_dim=-1)
+      (1): Linear(in_features=64, out_features=10, bias=True)
+    )
+
+    A name is registered once:
+
+    >>> register_model("tiny")(tiny)
+    Traceback (most recent call last):
+    ...
+    ValueError: a network is already registered under the name 'tiny' (tiny); ...
+    >>> unregister_model("tiny") is tiny
+    True
+
+    With the name registered, ``GradientMatchingCondenser(model="tiny")``
+    condenses with this network.
+    """
+    if name is not None and (not isinstance(name, str) or not name):
+        raise TypeError(f"register_model needs a non-empty string name, got {name!r}")
+
+    def wrapper(builder: _B) -> _B:
+        if not callable(builder):
+            raise TypeError(
+                "register_model decorates a builder (input_shape, n_classes) -> nn.Module, "
+                f"got {type(builder).__name__}"
+            )
+        key = name if name is not None else getattr(builder, "__name__", None)
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"register_model cannot name {builder!r}: pass a name, register_model('name')")
+        if key in _RESERVED:
+            raise ValueError(f"{key!r} cannot be a network name: model={key!r} means the estimators' default choice")
+        if key in _REGISTRY:
+            existing = getattr(_REGISTRY[key], "__qualname__", repr(_REGISTRY[key]))
+            raise ValueError(
+                f"a network is already registered under the name {key!r} ({existing}); "
+                "register yours under another name"
+            )
+        _REGISTRY[key] = builder
+        _registry_changed()
+        return builder
+
+    return wrapper
+
+
+def unregister_model(name: str) -> Callable[..., nn.Module]:
+    """Remove a network that the user registered; returns its builder.
+
+    The built-in networks cannot be removed.
+
+    Parameters
+    ----------
+    name : str
+        A name given to :func:`register_model`.
+
+    Returns
+    -------
+    builder : callable
+        The builder that was registered under ``name``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not registered or names a built-in network.
+    """
+    if name in _BUILTIN_NAMES:
+        raise ValueError(f"{name!r} is a built-in network and cannot be unregistered")
+    builder = get_model_builder(name)
+    del _REGISTRY[name]
+    _registry_changed()
+    return builder
+
+
+def list_models(include: str | Iterable[str] | None = None,
+                exclude: str | Iterable[str] | None = None) -> list[str]:
+    """The registered network names, sorted.
+
+    As ``torchvision.models.list_models``: ``include`` and ``exclude`` are
+    shell-style patterns (:mod:`fnmatch`); a name is listed when it matches
+    one of ``include`` (every name if None) and none of ``exclude``.
+
+    Parameters
+    ----------
+    include : str or iterable of str, optional
+        Patterns of the names to list.
+    exclude : str or iterable of str, optional
+        Patterns of the names to leave out.
+
+    Returns
+    -------
+    names : list of str
+        Sorted. ``MODELS`` holds the same names in registration order.
+
+    See Also
+    --------
+    register_model, get_model_builder
+
+    Examples
+    --------
+    >>> from gradmatch.networks import list_models
+    >>> list_models()
+    ['alexnet', 'convnet', 'lenet', 'mlp', 'resnet18', 'resnet18bn', 'vgg11', 'vgg11bn']
+    >>> list_models(include="resnet*", exclude="*bn")
+    ['resnet18']
+    """
+    names = set(_REGISTRY)
+    if include is not None:
+        patterns = [include] if isinstance(include, str) else list(include)
+        names = {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+    if exclude is not None:
+        patterns = [exclude] if isinstance(exclude, str) else list(exclude)
+        names = {n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+    return sorted(names)
+
+
+def _unknown_model_message(name) -> str:
+    valid = ", ".join(repr(m) for m in _REGISTRY)
+    return (
+        f"unknown model {name!r}: valid values are {valid} or a factory "
+        "(input_shape, n_classes) -> nn.Module"
+    )
+
+
+def get_model_builder(name: str) -> Callable[..., nn.Module]:
+    """The builder registered under ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A registered name (case-sensitive).
+
+    Returns
+    -------
+    builder : callable
+        ``builder(input_shape, n_classes) -> nn.Module``.
+
+    Raises
+    ------
+    ValueError
+        If no network is registered under ``name``; the message lists the
+        registered names.
+
+    Examples
+    --------
+    >>> get_model_builder("convnet")
+    <class 'gradmatch.networks.ConvNet'>
+    """
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):  # TypeError: an unhashable name
+        raise ValueError(_unknown_model_message(name)) from None
+
+
+def get_model(name: str, **config: Any) -> nn.Module:
+    """Build the network registered under ``name`` from keyword arguments.
+
+    ``get_model_builder(name)(**config)``, as ``torchvision.models.get_model``.
+    :func:`build_model` is the estimators' entry point (it also accepts a
+    factory and checks the result).
+
+    Parameters
+    ----------
+    name : str
+        A registered name.
+    **config
+        Keyword arguments of the builder: ``input_shape`` and ``n_classes``,
+        and any the builder has besides (``width`` and ``depth`` of
+        :class:`ConvNet`, say).
+
+    Returns
+    -------
+    net : nn.Module
+
+    Examples
+    --------
+    >>> get_model("convnet", input_shape=(1, 28, 28), n_classes=10, depth=2).classifier
+    Linear(in_features=8192, out_features=10, bias=True)
+    """
+    return get_model_builder(name)(**config)
+
+
 
 
 def conv_output_size(channels: int, size: int, depth: int = 3) -> int:
@@ -79,6 +343,7 @@ class _FeatureClassifier(nn.Module):
         return self.classifier(self.embed(x))
 
 
+@register_model("convnet")
 class ConvNet(_FeatureClassifier):
     """DC's ConvNet.
 
@@ -131,6 +396,7 @@ class ConvNet(_FeatureClassifier):
         return self.features(x).flatten(1)
 
 
+@register_model("mlp")
 class MLP(nn.Module):
     """DC's MLP: two hidden layers of 128 ReLU units.
 
@@ -223,6 +489,7 @@ def _feature_sides(input_shape, ops, name: str) -> tuple[int, int]:
     return out_h, out_w
 
 
+@register_model("lenet")
 class LeNet(nn.Module):
     """DC's LeNet.
 
@@ -272,6 +539,7 @@ class LeNet(nn.Module):
         return self.fc3(self.embed(x))
 
 
+@register_model("alexnet")
 class AlexNet(_FeatureClassifier):
     """DC's small AlexNet (no normalisation, one Linear).
 
@@ -320,6 +588,7 @@ class AlexNet(_FeatureClassifier):
 VGG11_CFG = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 
 
+@register_model("vgg11")
 class VGG11(_FeatureClassifier):
     """DC's VGG-11, with instance norm by default.
 
@@ -377,6 +646,7 @@ class VGG11(_FeatureClassifier):
         return self.features(x).flatten(1)
 
 
+@register_model("vgg11bn")
 class VGG11BN(VGG11):
     """DC's VGG11BN: :class:`VGG11` with BatchNorm2d."""
 
@@ -411,6 +681,7 @@ class BasicBlock(nn.Module):
         return torch.relu(out + self.shortcut(x))
 
 
+@register_model("resnet18")
 class ResNet18(_FeatureClassifier):
     """DC's ResNet-18 (the CIFAR variant), with instance norm by default.
 
@@ -464,6 +735,7 @@ class ResNet18(_FeatureClassifier):
         return self.pool(out).flatten(1)
 
 
+@register_model("resnet18bn")
 class ResNet18BN(ResNet18):
     """DC's ResNet18BN: :class:`ResNet18` with BatchNorm2d."""
 
@@ -471,38 +743,41 @@ class ResNet18BN(ResNet18):
         super().__init__(input_shape, n_classes, norm="batchnorm")
 
 
-_BUILTIN: dict[str, Callable[[Sequence[int], int], nn.Module]] = {
-    "convnet": ConvNet,
-    "mlp": MLP,
-    "lenet": LeNet,
-    "alexnet": AlexNet,
-    "vgg11": VGG11,
-    "vgg11bn": VGG11BN,
-    "resnet18": ResNet18,
-    "resnet18bn": ResNet18BN,
-}
+#: The networks gradmatch registers itself (they cannot be unregistered).
+_BUILTIN_NAMES = frozenset(_REGISTRY)
 
 
 def check_model(model) -> None:
-    """Validate a ``model`` parameter value without building it."""
+    """Validate a ``model`` parameter value without building it.
+
+    Accepts a registered name (see :func:`list_models`) or any callable
+    factory ``(input_shape, n_classes) -> nn.Module``.
+
+    Raises
+    ------
+    ValueError
+        For a string that is not a registered name; the message lists them.
+    TypeError
+        For anything else that is not callable.
+    """
     if isinstance(model, str):
-        if model not in _BUILTIN:
-            valid = ", ".join(repr(m) for m in MODELS)
-            raise ValueError(
-                f"unknown model {model!r}: valid values are {valid} or a factory "
-                "(input_shape, n_classes) -> nn.Module"
-            )
+        if model not in _REGISTRY:
+            raise ValueError(_unknown_model_message(model))
     elif not callable(model):
         raise TypeError(
-            "model must be 'convnet', 'mlp' or a factory (input_shape, n_classes) -> nn.Module, "
-            f"got {type(model).__name__}"
+            "model must be a registered network name (gradmatch.networks.list_models()) or a factory "
+            f"(input_shape, n_classes) -> nn.Module, got {type(model).__name__}"
         )
 
 
 def build_model(model, input_shape: Sequence[int], n_classes: int) -> nn.Module:
-    """Instantiate the network named or made by ``model`` (random initialisation)."""
+    """Instantiate the network named or made by ``model`` (random initialisation).
+
+    ``model`` is a registered name or a factory; either is called as
+    ``builder(input_shape, n_classes)`` with a tuple of ints and an int.
+    """
     check_model(model)
-    factory = _BUILTIN[model] if isinstance(model, str) else model
+    factory = get_model_builder(model) if isinstance(model, str) else model
     net = factory(tuple(int(v) for v in input_shape), int(n_classes))
     if not isinstance(net, nn.Module):
         raise TypeError(f"model factory returned {type(net).__name__}, expected a torch.nn.Module")

@@ -1,13 +1,31 @@
-"""Tests of DC's ConvNet and MLP and of ``build_model`` (docs/design.md section 2)."""
+"""Tests of DC's ConvNet and MLP, of ``build_model`` and of the network registry (docs/design.md section 2)."""
 
 from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from gradmatch.networks import MLP, MODELS, ConvNet, build_model, check_model, conv_output_size
+from gradmatch import networks
+from gradmatch.networks import (
+    MLP,
+    MODELS,
+    ConvNet,
+    build_model,
+    check_model,
+    conv_output_size,
+    get_model,
+    get_model_builder,
+    list_models,
+    register_model,
+    unregister_model,
+)
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -236,3 +254,151 @@ def test_fresh_models_are_randomly_initialised():
     a = build_model("convnet", (1, 8, 8), 3)
     b = build_model("convnet", (1, 8, 8), 3)
     assert not torch.equal(a.features[0].weight, b.features[0].weight)
+
+
+# ---------------------------------------------------------------------------
+# The registry (register_model, list_models, get_model_builder, get_model)
+# ---------------------------------------------------------------------------
+
+BUILTIN = ("convnet", "mlp", "lenet", "alexnet", "vgg11", "vgg11bn", "resnet18", "resnet18bn")
+
+
+def _tiny(input_shape, n_classes):
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), n_classes))
+
+
+@pytest.fixture
+def registry():
+    """Leaves the registry as it found it, whatever the test registers."""
+    before = dict(networks._REGISTRY)
+    yield
+    networks._REGISTRY.clear()
+    networks._REGISTRY.update(before)
+    networks._registry_changed()
+    assert networks.MODELS == BUILTIN
+
+
+def test_models_is_the_registry_in_registration_order():
+    assert networks.MODELS == MODELS == BUILTIN
+    assert list_models() == sorted(MODELS)
+    for name in MODELS:
+        assert get_model_builder(name) is networks._REGISTRY[name]
+    assert get_model_builder("convnet") is ConvNet and get_model_builder("mlp") is MLP
+
+
+def test_list_models_filters_like_torchvision():
+    assert list_models(include="vgg*") == ["vgg11", "vgg11bn"]
+    assert list_models(include=["lenet", "mlp"]) == ["lenet", "mlp"]
+    assert list_models(exclude="*bn") == ["alexnet", "convnet", "lenet", "mlp", "resnet18", "vgg11"]
+    assert list_models(include="resnet*", exclude=["*bn"]) == ["resnet18"]
+    assert list_models(include="RESNET*") == []  # names are case-sensitive
+
+
+@pytest.mark.parametrize("bad", ["resnet", "ConvNet", "", ["convnet"]])
+def test_get_model_builder_unknown_name_lists_the_registered_ones(bad):
+    with pytest.raises(ValueError, match="unknown model") as info:
+        get_model_builder(bad)
+    for name in BUILTIN:
+        assert repr(name) in str(info.value)
+
+
+def test_get_model_passes_keyword_config():
+    net = get_model("convnet", input_shape=(1, 8, 8), n_classes=4, width=16, depth=2)
+    assert isinstance(net, ConvNet) and net.classifier.out_features == 4
+    assert net.features[0].out_channels == 16 and len(net.features) == 8
+
+
+def test_register_custom_model(registry):
+    returned = register_model("tiny")(_tiny)
+    assert returned is _tiny  # the decorator hands the builder back unchanged
+    assert networks.MODELS == (*BUILTIN, "tiny")
+    assert list_models() == sorted(networks.MODELS)
+    assert get_model_builder("tiny") is _tiny
+    check_model("tiny")
+    net = build_model("tiny", (1, 8, 8), 3)
+    assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 3)
+    with pytest.raises(ValueError) as info:
+        check_model("tinynet")
+    assert "'tiny'" in str(info.value)  # the message lists the user's name too
+    assert unregister_model("tiny") is _tiny
+    assert networks.MODELS == BUILTIN
+    with pytest.raises(ValueError, match="unknown model 'tiny'"):
+        build_model("tiny", (1, 8, 8), 3)
+
+
+def test_register_model_decorates_classes_and_defaults_to_the_name(registry):
+    @register_model()
+    class WideMLP(MLP):
+        def __init__(self, input_shape, n_classes):
+            super().__init__(input_shape, n_classes, hidden=32)
+
+    assert get_model_builder("WideMLP") is WideMLP
+    assert isinstance(build_model("WideMLP", (1, 8, 8), 10), WideMLP)
+
+
+@pytest.mark.parametrize("name", ["convnet", "tiny"])
+def test_register_model_refuses_a_duplicate_name(registry, name):
+    register_model("tiny")(_tiny)
+
+    def other(input_shape, n_classes):
+        return _tiny(input_shape, n_classes)
+
+    with pytest.raises(ValueError, match=f"already registered under the name '{name}'"):
+        register_model(name)(other)
+    assert get_model_builder(name) is (ConvNet if name == "convnet" else _tiny)  # not replaced
+    assert networks.MODELS == (*BUILTIN, "tiny")
+
+
+def test_register_model_refuses_bad_names_and_builders(registry):
+    with pytest.raises(ValueError, match="'auto' cannot be a network name"):
+        register_model("auto")(_tiny)
+    for bad in ("", 3):
+        with pytest.raises(TypeError, match="non-empty string"):
+            register_model(bad)
+    with pytest.raises(TypeError, match="builder"):
+        register_model("x")(3)
+    assert networks.MODELS == BUILTIN
+
+
+def test_unregister_model_refuses_builtins_and_unknown_names():
+    with pytest.raises(ValueError, match="built-in"):
+        unregister_model("convnet")
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        unregister_model("nope")
+    assert networks.MODELS == BUILTIN
+
+
+def test_condenser_accepts_a_registered_model(registry, digits, fast):
+    from gradmatch import GradientMatchingCondenser
+
+    calls = []
+
+    @register_model("tiny")
+    def tiny(input_shape, n_classes):
+        calls.append((input_shape, n_classes))
+        return _tiny(input_shape, n_classes)
+
+    X, y = digits
+    cond = GradientMatchingCondenser(**{**fast, "model": "tiny", "ipc": 1})
+    X_syn, y_syn = cond.fit_resample(X, y)
+    assert X_syn.shape == (10, 8, 8) and calls and calls[0] == ((1, 8, 8), 10)
+    with pytest.raises(ValueError, match="'model' parameter"):
+        GradientMatchingCondenser(**{**fast, "model": "tinynet"}).fit_resample(X, y)
+
+
+def test_names_module_derives_models_from_the_registry(registry):
+    from gradmatch import _names
+
+    assert _names.MODELS == networks.MODELS == BUILTIN
+    # Without gradmatch.networks imported, the names come from its source's decorators.
+    assert _names._registered_in_source(Path(networks.__file__)) == BUILTIN
+    register_model("tiny")(_tiny)
+    assert _names.MODELS == (*BUILTIN, "tiny")
+
+
+def test_names_module_needs_no_torch():
+    code = ("import sys; from gradmatch._names import MODELS, MATCH_RULES; "
+            "print(','.join(MODELS)); print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [",".join(BUILTIN), "False"]

@@ -27,6 +27,8 @@ from gradmatch.networks import (
     ResNet18BN,
     build_model,
     check_model,
+    get_model_builder,
+    list_models,
 )
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -424,7 +426,10 @@ def test_unknown_norm_raises():
 
 
 def test_models_lists_every_builtin():
+    # One registry: MODELS (registration order) and list_models() (sorted) are its names.
     assert MODELS == ("convnet", "mlp", "lenet", "alexnet", "vgg11", "vgg11bn", "resnet18", "resnet18bn")
+    assert list_models() == sorted(MODELS)
+    assert {name: get_model_builder(name) for name in NEW} == CLASSES
     assert isinstance(build_model("convnet", GREY, 10), ConvNet)
     assert isinstance(build_model("mlp", GREY, 10), MLP)
 
