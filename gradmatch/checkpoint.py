@@ -242,6 +242,9 @@ def load_checkpoint(path: Path, key: str) -> dict | None:
     except ValueError as err:
         if str(path) in str(err):
             raise
+        if "pickle" in str(err):  # numpy's advice to load unsafely is never ours to give
+            raise ValueError(f"checkpoint {path} is not an .npz archive (truncated, corrupt or another "
+                             f"kind of file; it is never unpickled) ({hint})") from None
         raise ValueError(f"cannot read checkpoint {path}: {err} ({hint})") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError, json.JSONDecodeError) as err:
         raise ValueError(f"checkpoint {path} is truncated or corrupt: {err} ({hint})") from None

@@ -459,6 +459,13 @@ class GradientMatchingCondenser(BaseReducer):
                 "every rank's checkpoint, or remove them to start over")
         if state is None:
             return
+        problem = loop.state_problem(state)
+        if problem is not None:
+            source = (f"checkpoint {checkpointer.path}" if state is not previous else
+                      "the previous fit's state (warm_start=True)")
+            remedy = ("set warm_start=False to start over" if state is previous else
+                      f"delete {checkpointer.path} or give another checkpoint folder to start over")
+            raise ValueError(f"cannot resume from {source}: {problem}; {remedy}")
         loop.restore(state)
         if loop.iteration >= self.iterations:
             warn_user(f"{loop.iteration} iterations are already done (iterations={self.iterations}); "
@@ -483,7 +490,12 @@ class GradientMatchingCondenser(BaseReducer):
             self._keep_partial(data, plan, loop, None, checkpointer)
             raise
         result = self._result(data, plan, loop, loop.full_synthetic(), partial=False)
-        checkpointer.save(loop.last_boundary_state())
+        try:
+            checkpointer.save(loop.last_boundary_state())
+        except OSError as err:
+            self._set_fitted(data, result)  # a finished set is never thrown away
+            raise OSError(f"{err}. The fit itself finished: its set is on the estimator (X_syn_, "
+                          "transform()); only this last checkpoint is missing") from err
         return result
 
     def _keep_partial(self, data, plan, loop, syn, checkpointer) -> None:

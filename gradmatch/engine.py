@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -397,6 +398,41 @@ class CondensationLoop:
     def last_boundary_state(self) -> dict:
         """The state at the end of the last finished iteration (or now, before the first)."""
         return self._boundary if self._boundary is not None else self.state()
+
+    def state_problem(self, state: dict) -> str | None:
+        """What makes a saved :meth:`state` unusable for this run, or None when it fits.
+
+        Checked: the synthetic set's shape and finiteness, the momentum's shape,
+        the sizes of both random states (a CUDA generator's state is not a CPU
+        one's), the iteration counter and the history's keys and lengths.
+        """
+        syn = np.asarray(state.get("syn"))
+        if syn.shape != tuple(self.syn.shape):
+            return (f"its synthetic set has shape {syn.shape}, this run expects {tuple(self.syn.shape)} "
+                    "(different ipc, classes or input shape)")
+        if syn.dtype.kind != "f" or not np.isfinite(syn).all():
+            return "its synthetic set is not all finite floats"
+        momentum = state.get("momentum")
+        if momentum is not None and np.asarray(momentum).shape != syn.shape:
+            return f"its momentum has shape {np.asarray(momentum).shape}, not the set's {syn.shape}"
+        for name, current in (("generator", self.generator.get_state()), ("global_rng", torch.get_rng_state())):
+            saved = np.asarray(state.get(name))
+            if saved.dtype != np.uint8 or saved.shape != (current.numel(),):
+                return (f"its {name} state holds {saved.size} values where this run's "
+                        f"({self.generator.device.type}) holds {current.numel()}: it was written on another "
+                        "kind of device")
+        return self._history_problem(state.get("iteration"), state.get("history"))
+
+    def _history_problem(self, iteration, history) -> str | None:
+        if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
+            return f"its iteration counter is {iteration!r}, not a whole number >= 0"
+        if not isinstance(history, dict) or set(history) != set(self.history):
+            keys = sorted(history) if isinstance(history, dict) else type(history).__name__
+            return f"its history has the entries {keys}, expected {sorted(self.history)}"
+        lengths = {key: len(v) if isinstance(v, list) else None for key, v in history.items()}
+        if any(n != iteration for n in lengths.values()):
+            return f"its history holds {lengths} records for {iteration} iterations"
+        return None
 
     def restore(self, state: dict) -> None:
         """Continue from a :meth:`state` (learning rates stay those of the current settings)."""

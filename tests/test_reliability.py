@@ -1,0 +1,162 @@
+"""Nothing lost, nothing resumed that does not fit the run, every failure named before work.
+
+Regression tests found by testing as a careful user: a checkpoint with a
+negative iteration or a foreign device's random state was resumed; a callback
+that raised lost every iteration since the last save; a checkpoint folder that
+could not be written failed only at the first save; a failed final save threw
+a finished set away.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import gradmatch.checkpoint as checkpoint
+from gradmatch import GradientMatchingCondenser
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+FAST = dict(ipc=1, matching_steps=1, network_steps=0, schedule="fixed", batch_real=8, model="mlp",
+            device="cpu", random_state=0)
+
+
+def only_checkpoint(folder):
+    files = list(folder.glob("gradmatch-*.npz"))
+    assert len(files) == 1, files
+    return files[0]
+
+
+def tamper(path, **entries):
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays.update(entries)
+    np.savez(path, **arrays)
+
+
+# ------------------------------------------------------------------ callbacks
+def test_a_callback_that_raises_checkpoints_the_last_whole_iteration(digits, tmp_path):
+    X, y = digits
+
+    def fail_at_third(iteration, record):
+        if iteration == 2:
+            raise RuntimeError("my callback broke")
+
+    est = GradientMatchingCondenser(**FAST, iterations=6, checkpoint=tmp_path, checkpoint_every=100,
+                                    callback=fail_at_third)
+    with pytest.raises(RuntimeError, match="my callback broke"):
+        est.fit(X, y)
+    assert not hasattr(est, "X_syn_")  # a failed call leaves the estimator as it was
+    with np.load(only_checkpoint(tmp_path), allow_pickle=False) as npz:
+        assert int(npz["iteration"]) == 3
+    resumed = est.set_params(callback=None).fit(X, y)
+    whole = GradientMatchingCondenser(**FAST, iterations=6).fit(X, y)
+    np.testing.assert_array_equal(resumed.X_syn_, whole.X_syn_)
+
+
+# ------------------------------------------------------------------ checkpoint contents
+@pytest.mark.parametrize("entries, problem", [
+    (dict(iteration=np.array(-5)), "iteration counter is -5"),
+    (dict(history=np.array('{"loss": [1.0], "seconds": [1.0], "network_steps": [0]}')), "history holds"),
+    (dict(history=np.array('{"loss": [1.0, 2.0]}')), "history has the entries"),
+    (dict(generator=np.zeros(16, np.uint8)), "another kind of device"),
+    (dict(syn=np.zeros((3, 64), np.float32)), "synthetic set has shape"),
+    (dict(syn=np.full((10, 1, 8, 8), np.nan, np.float32)), "not all finite"),
+    (dict(momentum=np.zeros((2, 8, 8), np.float32)), "momentum has shape"),
+], ids=["negative-iteration", "history-length", "history-keys", "cuda-generator", "shape", "nan", "momentum"])
+def test_a_checkpoint_that_does_not_fit_the_run_is_refused_naming_it(digits, tmp_path, entries, problem):
+    X, y = digits
+    GradientMatchingCondenser(**FAST, iterations=2, checkpoint=tmp_path).fit(X, y)
+    path = only_checkpoint(tmp_path)
+    tamper(path, **entries)
+    est = GradientMatchingCondenser(**FAST, iterations=3, checkpoint=tmp_path)
+    with pytest.raises(ValueError, match=f"(?s)cannot resume from checkpoint {path}: .*{problem}.*delete {path}"):
+        est.fit(X, y)
+    assert not hasattr(est, "X_syn_")
+
+
+def test_a_warm_start_from_another_device_is_refused_clearly(digits):
+    X, y = digits
+    est = GradientMatchingCondenser(**FAST, iterations=1).fit(X, y)
+    est._state = {**est._state, "generator": np.zeros(16, np.uint8)}  # as a CUDA fit leaves it
+    with pytest.raises(ValueError, match=r"previous fit's state \(warm_start=True\).*another kind of device.*"
+                                         "set warm_start=False"):
+        est.set_params(iterations=2, warm_start=True).fit(X, y)
+
+
+# ------------------------------------------------------------------ the checkpoint folder
+def test_a_checkpoint_path_that_is_a_file_fails_before_any_work(digits, tmp_path):
+    X, y = digits
+    blocker = tmp_path / "ckpt"
+    blocker.write_text("not a folder")
+    seen = []
+    est = GradientMatchingCondenser(**FAST, iterations=3, checkpoint=blocker,
+                                    callback=lambda i, r: seen.append(i))
+    with pytest.raises(OSError, match=f"checkpoint folder {blocker} cannot be written"):
+        est.fit(X, y)
+    assert seen == [] and blocker.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes to read-only folders")
+def test_a_read_only_checkpoint_folder_fails_before_any_work(digits, tmp_path):
+    X, y = digits
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(OSError, match=f"checkpoint folder {folder} cannot be written"):
+            GradientMatchingCondenser(**FAST, iterations=2, checkpoint=folder).fit(X, y)
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint_and_names_it(digits, tmp_path, monkeypatch):
+    X, y = digits
+    saves = []
+    real = checkpoint.save_checkpoint
+
+    def full_disk_after_first(path, state, key):
+        saves.append(state["iteration"])
+        if len(saves) >= 2:
+            raise OSError(28, "No space left on device")
+        real(path, state, key)
+
+    monkeypatch.setattr(checkpoint, "save_checkpoint", full_disk_after_first)
+    est = GradientMatchingCondenser(**FAST, iterations=4, checkpoint=tmp_path, checkpoint_every=1)
+    with pytest.raises(OSError, match="could not save checkpoint .*No space left on device.*previous checkpoint"):
+        est.fit(X, y)
+    with np.load(only_checkpoint(tmp_path), allow_pickle=False) as npz:
+        assert int(npz["iteration"]) == 1
+
+
+def test_a_failed_final_save_keeps_the_finished_set(digits, tmp_path, monkeypatch):
+    X, y = digits
+    real = checkpoint.save_checkpoint
+
+    def fail_at_the_end(path, state, key):
+        if state["iteration"] == 2:
+            raise OSError(28, "No space left on device")
+        real(path, state, key)
+
+    monkeypatch.setattr(checkpoint, "save_checkpoint", fail_at_the_end)
+    est = GradientMatchingCondenser(**FAST, iterations=2, checkpoint=tmp_path, checkpoint_every=100)
+    with pytest.raises(OSError, match="The fit itself finished: its set is on the estimator"):
+        est.fit(X, y)
+    assert est.partial_ is False and est.n_iter_ == 2
+    whole = GradientMatchingCondenser(**FAST, iterations=2).fit(X, y)
+    np.testing.assert_array_equal(est.X_syn_, whole.X_syn_)
+
+
+def test_a_checkpoint_that_is_a_text_file_never_suggests_unsafe_loading(digits, tmp_path):
+    X, y = digits
+    GradientMatchingCondenser(**FAST, iterations=1, checkpoint=tmp_path).fit(X, y)
+    path = only_checkpoint(tmp_path)
+    text = tmp_path / "notes.txt"
+    text.write_text("just some notes\n" * 10)
+    path.unlink()
+    path.symlink_to(text)
+    with pytest.raises(ValueError, match=f"checkpoint {path} is not an .npz archive") as info:
+        GradientMatchingCondenser(**FAST, iterations=2, checkpoint=tmp_path).fit(X, y)
+    assert "allow_pickle" not in str(info.value)
