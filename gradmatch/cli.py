@@ -10,6 +10,13 @@ Commands (``gradmatch COMMAND --help`` lists every option and its default)::
 calls (everything lives in the parser and the parsed arguments it builds), so it
 can be called in-process, by tests, or per process under a launcher.
 
+The options that set an estimator's parameter read everything from the
+estimator class: the default from a default instance's ``get_params()``, the
+choices from its declared ``_parameter_constraints``, and each value is checked
+against those constraints (:func:`_declared`). Reading them imports torch, so a
+command's options are added only when that command is chosen
+(:class:`_LazyCommands`): ``gradmatch --help`` stays quick.
+
 Errors are one line on stderr, ``gradmatch: error: ...``, with exit status 2 for
 a bad command line and 1 for anything else (a missing file, a missing dataset,
 a set that does not match the dataset, a setting the estimator refuses). Set
@@ -27,8 +34,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
-import math
+import numbers
 import os
 import sys
 import time
@@ -89,28 +97,42 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class _LazyCommands(argparse._SubParsersAction):
+    """Subcommands whose options are added when the subcommand is chosen.
+
+    Adding them reads the estimators' declarations, which imports torch; the
+    top-level ``--help`` lists only the commands and needs none of it.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._builders = {}
+
+    def add_command(self, name: str, build, **kwargs):
+        """A subcommand whose options ``build(parser)`` adds on first use."""
+        self._builders[name] = build
+        return self.add_parser(name, formatter_class=_Formatter, **kwargs)
+
+    def expand(self, name: str) -> None:
+        """Add subcommand ``name``'s options now (once; unknown names are left to argparse)."""
+        build = self._builders.pop(name, None)
+        if build is not None:
+            build(self._name_parser_map[name])
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        self.expand(values[0])
+        super().__call__(parser, namespace, values, option_string)
+
+
 # ----------------------------------------------------------------------------- argument types
-def _positive_int(minimum: int = 1):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
-        return value
-
-    parse.__name__ = "integer"
-    return parse
-
-
-def _positive_float(text: str) -> float:
+def _positive_int(text: str) -> int:
+    """A CLI-only count (``--models``, ``--jobs``): an integer >= 1."""
     try:
-        value = float(text)
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
     return value
 
 
@@ -119,47 +141,114 @@ def _dataset_name(text: str) -> str:
     return str(text).strip().lower().replace("_", "-")
 
 
-def _distance(text: str) -> str:
-    from .distances import make_distance
+def _from_text(text: str, constraints) -> object:
+    """The value a command-line string stands for under declared ``constraints``.
 
-    try:
-        make_distance(text)
-    except (ValueError, TypeError) as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+    A declared string option stays a string; otherwise the string is read as a
+    number where an ``Interval`` is declared (an int for integer intervals);
+    anything else stays the string, for the constraints to accept or refuse.
+    """
+    from .parameters import Interval, StrOptions
+
+    if any(isinstance(c, StrOptions) and text in c.options for c in constraints):
+        return text
+    for constraint in constraints:
+        if isinstance(constraint, Interval):
+            with contextlib.suppress(ValueError):
+                return int(text) if constraint.type is numbers.Integral else float(text)
     return text
 
 
-def _augment(text: str) -> str | None:
-    from .augment import make_augment
+def _checked(cls, name: str, convert=None):
+    """An argparse ``type``: the value of ``convert(text)``, checked by ``cls``'s declared rule for ``name``.
 
-    try:
-        make_augment(text)
-    except (ValueError, TypeError) as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return None if text == "none" else text
+    A refused value is argparse's usage error, ``argument --OPTION: <the rule's message>``.
+    """
+    from .parameters import InvalidParameterError, validate_parameter_constraints
+
+    constraints = cls._parameter_constraints[name]
+
+    def parse(text: str):
+        value = convert(text) if convert is not None else _from_text(text, constraints)
+        try:
+            validate_parameter_constraints({name: constraints}, {name: value}, caller_name=cls.__name__)
+        except InvalidParameterError as err:
+            raise argparse.ArgumentTypeError(_one_line(err)) from None
+        return value
+
+    parse.__name__ = name
+    return parse
 
 
-def _device(text: str) -> str:
+def _declared(cls, name: str, *, choices=False, convert=None) -> dict:
+    """``add_argument`` keywords of an option that sets parameter ``name`` of estimator ``cls``.
+
+    The default is a default instance's, values are checked by the declared
+    constraints, and ``choices=True`` lists the declared string options
+    (a sequence gives them explicitly, for rules that are not ``StrOptions``).
+    """
+    from .parameters import choices_of
+
+    kwargs = {"default": cls().get_params()[name], "type": _checked(cls, name, convert)}
+    if choices is True:
+        kwargs["choices"] = choices_of(cls, name)
+    elif choices:
+        kwargs["choices"] = tuple(choices)
+    return kwargs
+
+
+def _model_choices() -> tuple[str, ...]:
+    """``auto`` and the networks gradmatch builds (the ``ModelName`` rule's names)."""
+    from .networks import list_models
+
+    return ("auto", *list_models())
+
+
+def _usable_device(cls) -> dict:
+    """``--device``: the declared rule (a string), then a device this machine has."""
     from .runtime import resolve_device
 
-    try:
-        resolve_device(text)
-    except (ValueError, TypeError) as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text
+    kwargs = _declared(cls, "device")
+    check = kwargs["type"]
+
+    def parse(text: str):
+        value = check(text)
+        try:
+            resolve_device(value)
+        except (ValueError, TypeError) as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return value
+
+    parse.__name__ = "device"
+    return {**kwargs, "type": parse}
 
 
-def _feature_epochs(text: str):
-    return "auto" if text == "auto" else _positive_int(0)(text)
+def _augment(cls) -> dict:
+    """``--augment``: the declared rule; ``none`` is passed on as None."""
+    kwargs = _declared(cls, "augment")
+    check = kwargs["type"]
+
+    def parse(text: str):
+        value = check(text)
+        return None if value == "none" else value
+
+    parse.__name__ = "augment"
+    return {**kwargs, "type": parse}
+
+
+def _signature_default(function, name: str):
+    """The default of ``function``'s parameter ``name`` (for options that are plain arguments)."""
+    return inspect.signature(function).parameters[name].default
 
 
 # ----------------------------------------------------------------------------- the parser
-def build_parser() -> argparse.ArgumentParser:
-    """The ``gradmatch`` argument parser, with the subcommands condense, evaluate and show."""
-    from ._names import MATCH_RULES, MODELS
-    from .datasets import DATASET_NAMES, FASHION_MNIST_DIR
-    from .schedules import SCHEDULES
+def build_parser(lazy: bool = True) -> argparse.ArgumentParser:
+    """The ``gradmatch`` argument parser, with the subcommands condense, evaluate and show.
 
+    A subcommand's options are added when it is parsed (they read the estimator
+    classes, which imports torch); ``lazy=False`` adds them all now, e.g. for
+    documentation tools.
+    """
     parser = _Parser(
         prog=PROG, formatter_class=_Formatter,
         description="Dataset condensation by effective gradient matching: condense a labelled "
@@ -168,26 +257,49 @@ def build_parser() -> argparse.ArgumentParser:
                f"{DEBUG_ENV}=1 for the traceback.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}",
                         help="print the version and exit")
-    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
-
-    def dataset_options(p, what: str, default: str | None = "digits"):
-        p.add_argument("--dataset", type=_dataset_name, choices=DATASET_NAMES, default=default,
-                       help=f"{what}; digits ships with scikit-learn, the others are read from "
-                            "local files (nothing is downloaded)")
-        p.add_argument("--data-dir", type=Path, default=None,
-                       help="folder holding the dataset's files (default: fashion-mnist reads "
-                            f"{FASHION_MNIST_DIR}; mnist, cifar10, cifar100 and svhn need it; "
-                            "digits takes none)")
-
-    # --------------------------------------------------------------- condense
-    p = commands.add_parser(
-        "condense", formatter_class=_Formatter,
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND",
+                                     action=_LazyCommands)
+    commands.add_command(
+        "condense", _condense_options,
         help="condense (or select) a few images per class and save them to an .npz",
         description="Condense a dataset's training split into IPC synthetic images per class with "
                     "gradient matching (--method condense), or select IPC real images per class "
                     "(--method herding, random), and save the set with gradmatch.save_set.")
-    dataset_options(p, "dataset whose training split is condensed")
-    p.add_argument("--ipc", type=_positive_int(1), default=1, help="images per class")
+    commands.add_command(
+        "evaluate", _evaluate_options,
+        help="train fresh networks on a saved set and score them on the dataset's test split",
+        description="Train --models fresh networks from scratch on a saved set (DC's recipe) and "
+                    "score them on the dataset's test split. The set is normalised with the real "
+                    "training data's statistics stored in it, never with its own.")
+    commands.add_command(
+        "show", _show_options,
+        help="draw a saved set as an image grid, one row per class",
+        description="Draw a saved set as a grid of images, one row per class, each image scaled "
+                    "to its own range, and save the picture.")
+    if not lazy:
+        for name in tuple(commands.choices):
+            commands.expand(name)
+    return parser
+
+
+def _dataset_options(p, what: str, default: str | None = "digits") -> None:
+    from .datasets import DATASET_NAMES, FASHION_MNIST_DIR
+
+    p.add_argument("--dataset", type=_dataset_name, choices=DATASET_NAMES, default=default,
+                   help=f"{what}; digits ships with scikit-learn, the others are read from "
+                        "local files (nothing is downloaded)")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="folder holding the dataset's files (default: fashion-mnist reads "
+                        f"{FASHION_MNIST_DIR}; mnist, cifar10, cifar100 and svhn need it; "
+                        "digits takes none)")
+
+
+def _condense_options(p) -> None:
+    """``gradmatch condense``: the options every method shares, then one group per method."""
+    from .condenser import GradientMatchingCondenser as Condenser
+
+    _dataset_options(p, "dataset whose training split is condensed")
+    p.add_argument("--ipc", **_declared(Condenser, "ipc"), help="images per class")
     p.add_argument("--out", type=Path, required=True,
                    help="where to write the set (.npz; an existing file is replaced)")
     p.add_argument("--method", choices=METHODS, default="condense",
@@ -196,76 +308,86 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same set)")
     p.add_argument("--quiet", action="store_true",
                    help="show no progress bar (by default one is shown on stderr)")
-    p.add_argument("--device", type=_device, default="auto",
+    p.add_argument("--device", **_usable_device(Condenser),
                    help="torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:N "
                         "(condense and herding)")
-    p.add_argument("--model", choices=("auto",) + MODELS, default="auto",
+    p.add_argument("--model", **_declared(Condenser, "model", choices=_model_choices()),
                    help="network: auto is DC's ConvNet for images (condense and herding; herding "
                         "takes auto, convnet or mlp)")
-    g = p.add_argument_group("gradient matching (--method condense)")
-    g.add_argument("--match", choices=MATCH_RULES, default="multilevel",
-                   help="which gradients are matched: per class (intra), across classes (inter), "
-                        "both (multilevel) or alternately (interleaved)")
-    g.add_argument("--distance", type=_distance, default="cos+l2",
-                   help="gradient distance: '+'-joined weighted terms of cos, l2, sse, mse, "
-                        "e.g. cos, cos+l2, cos+0.1*l2")
-    g.add_argument("--schedule", choices=SCHEDULES, default="adaptive",
-                   help="network steps after each matching step")
-    g.add_argument("--iterations", type=_positive_int(1), default=1000,
-                   help="outer iterations K, each with a fresh network")
-    g.add_argument("--matching-steps", type=_positive_int(1), default=None,
-                   help="matching steps T per iteration (default: DC's value for --ipc)")
-    g.add_argument("--network-steps", type=_positive_int(0), default=None,
-                   help="network steps of the fixed schedule (default: DC's value for --ipc)")
-    g.add_argument("--lr-syn", type=_positive_float, default=0.1,
-                   help="learning rate of the synthetic images")
-    g.add_argument("--lr-net", type=_positive_float, default=0.01,
-                   help="learning rate of the network steps")
-    g.add_argument("--batch-real", type=_positive_int(1), default=256,
-                   help="real images per class per matching step")
-    g.add_argument("--init", choices=("noise", "real"), default="noise",
-                   help="start from Gaussian noise or from random real images")
-    g.add_argument("--augment", type=_augment, default=None, metavar="STRATEGY",
-                   help="differentiable siamese augmentation: none, dsa (DSA's "
-                        "color_crop_cutout_flip_scale_rotate) or '_'-joined names of color, crop, "
-                        "cutout, flip, scale, rotate (leave flip out for digits)")
-    g.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
-                   help="folder for checkpoints (created if needed); rerunning the same command "
-                        "resumes from it (default: no checkpoints)")
-    g.add_argument("--checkpoint-every", type=_positive_int(1), default=10, metavar="N",
-                   help="iterations between checkpoints")
-    h = p.add_argument_group("herding (--method herding)")
-    h.add_argument("--features", choices=("network", "pixels"), default="network",
-                   help="herd in a trained network's feature space or on the pixels")
-    h.add_argument("--feature-epochs", type=_feature_epochs, default="auto",
-                   help="epochs of training of the feature network (auto: at least 200 SGD steps)")
+    _matching_options(p.add_argument_group("gradient matching (--method condense)"), Condenser)
+    _herding_options(p.add_argument_group("herding (--method herding)"))
     memory.add_option(p)
     p.set_defaults(run=_condense,
                    method_option_defaults={dest: p.get_default(dest) for dest in _METHOD_OPTIONS})
 
-    # --------------------------------------------------------------- evaluate
-    p = commands.add_parser(
-        "evaluate", formatter_class=_Formatter,
-        help="train fresh networks on a saved set and score them on the dataset's test split",
-        description="Train --models fresh networks from scratch on a saved set (DC's recipe) and "
-                    "score them on the dataset's test split. The set is normalised with the real "
-                    "training data's statistics stored in it, never with its own.")
+
+def _matching_options(g, Condenser) -> None:
+    """Options of ``condense --method condense``: GradientMatchingCondenser's parameters."""
+    g.add_argument("--match", **_declared(Condenser, "match", choices=True),
+                   help="which gradients are matched: per class (intra), across classes (inter), "
+                        "both (multilevel) or alternately (interleaved)")
+    g.add_argument("--distance", **_declared(Condenser, "distance"),
+                   help="gradient distance: '+'-joined weighted terms of cos, l2, sse, mse, "
+                        "e.g. cos, cos+l2, cos+0.1*l2")
+    g.add_argument("--schedule", **_declared(Condenser, "schedule", choices=True),
+                   help="network steps after each matching step")
+    g.add_argument("--iterations", **_declared(Condenser, "iterations"),
+                   help="outer iterations K, each with a fresh network")
+    g.add_argument("--matching-steps", **_declared(Condenser, "matching_steps"),
+                   help="matching steps T per iteration (default: DC's value for --ipc)")
+    g.add_argument("--network-steps", **_declared(Condenser, "network_steps"),
+                   help="network steps of the fixed schedule (default: DC's value for --ipc)")
+    g.add_argument("--lr-syn", **_declared(Condenser, "lr_syn"),
+                   help="learning rate of the synthetic images")
+    g.add_argument("--lr-net", **_declared(Condenser, "lr_net"),
+                   help="learning rate of the network steps")
+    g.add_argument("--batch-real", **_declared(Condenser, "batch_real"),
+                   help="real images per class per matching step")
+    g.add_argument("--init", **_declared(Condenser, "init", choices=True),
+                   help="start from Gaussian noise or from random real images")
+    g.add_argument("--augment", **_augment(Condenser), metavar="STRATEGY",
+                   help="differentiable siamese augmentation: none, dsa (DSA's "
+                        "color_crop_cutout_flip_scale_rotate) or '_'-joined names of color, crop, "
+                        "cutout, flip, scale, rotate (leave flip out for digits)")
+    g.add_argument("--checkpoint", **_declared(Condenser, "checkpoint", convert=Path), metavar="DIR",
+                   help="folder for checkpoints (created if needed); rerunning the same command "
+                        "resumes from it (default: no checkpoints)")
+    g.add_argument("--checkpoint-every", **_declared(Condenser, "checkpoint_every"), metavar="N",
+                   help="iterations between checkpoints")
+
+
+def _herding_options(g) -> None:
+    """Options of ``condense --method herding``: Herding's own parameters."""
+    from .selectors import Herding
+
+    g.add_argument("--features", **_declared(Herding, "features", choices=True),
+                   help="herd in a trained network's feature space or on the pixels")
+    g.add_argument("--feature-epochs", **_declared(Herding, "feature_epochs"),
+                   help="epochs of training of the feature network (auto: at least 200 SGD steps)")
+
+
+def _evaluate_options(p) -> None:
+    """``gradmatch evaluate``: NetworkClassifier's parameters and evaluate_set's arguments."""
+    from .classifier import NetworkClassifier as Classifier
+    from .evaluation import evaluate_set
+
     p.add_argument("set", type=Path, metavar="SET", help="a set written by 'gradmatch condense' (.npz)")
-    dataset_options(p, "dataset whose test split scores the networks (default: the one the set "
-                       "records, digits for sets that record none)", default=None)
-    p.add_argument("--models", type=_positive_int(1), default=5, help="networks to train, seeds SEED, SEED+1, ...")
-    p.add_argument("--epochs", type=_positive_int(1), default=300,
+    _dataset_options(p, "dataset whose test split scores the networks (default: the one the set "
+                        "records, digits for sets that record none)", default=None)
+    p.add_argument("--models", type=_positive_int, default=_signature_default(evaluate_set, "n_models"),
+                   help="networks to train, seeds SEED, SEED+1, ...")
+    p.add_argument("--epochs", **_declared(Classifier, "epochs"),
                    help="training epochs per network (DSA evaluates with 1000 and --augment dsa)")
-    p.add_argument("--augment", type=_augment, default=None, metavar="STRATEGY",
+    p.add_argument("--augment", **_augment(Classifier), metavar="STRATEGY",
                    help="augment every training batch: none, dsa or '_'-joined names of color, "
                         "crop, cutout, flip, scale, rotate")
-    p.add_argument("--model", choices=("auto",) + MODELS, default="auto",
+    p.add_argument("--model", **_declared(Classifier, "model", choices=_model_choices()),
                    help="evaluation network; auto is DC's ConvNet for images, its MLP for flat "
                         "features (another network gives a cross-architecture score)")
-    p.add_argument("--jobs", type=_positive_int(1), default=1,
+    p.add_argument("--jobs", type=_positive_int, default=_signature_default(evaluate_set, "n_jobs"),
                    help="parallel CPU processes, one torch thread each (on a GPU the networks "
                         "train one after another)")
-    p.add_argument("--device", type=_device, default="auto",
+    p.add_argument("--device", **_usable_device(Classifier),
                    help="torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:N")
     p.add_argument("--seed", type=int, default=0, help="seed of the first network")
     p.add_argument("--json", type=Path, default=None, metavar="OUT",
@@ -273,12 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     memory.add_option(p)
     p.set_defaults(run=_evaluate)
 
-    # --------------------------------------------------------------- show
-    p = commands.add_parser(
-        "show", formatter_class=_Formatter,
-        help="draw a saved set as an image grid, one row per class",
-        description="Draw a saved set as a grid of images, one row per class, each image scaled "
-                    "to its own range, and save the picture.")
+
+def _show_options(p) -> None:
+    """``gradmatch show``: CLI-only options."""
     p.add_argument("set", type=Path, metavar="SET", help="a set written by 'gradmatch condense' (.npz)")
     p.add_argument("--out", type=Path, default=None,
                    help="picture to write; the extension picks the format (png, pdf, svg) "
@@ -287,7 +406,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="title of the picture (default: the method, images per class and the dataset "
                         "the set records)")
     p.set_defaults(run=_show)
-    return parser
 
 
 # ----------------------------------------------------------------------------- helpers
