@@ -336,6 +336,12 @@ def save_set(path, estimator, *, dataset: str | None = None) -> Path:
         raise FileNotFoundError(f"cannot save to {path}: the folder {folder} does not exist")
     if path.is_dir():
         raise IsADirectoryError(f"cannot save to {path}: it is a directory")
+    X = arrays["X"]
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        raise ValueError(
+            f"cannot save to {path}: the set holds {int(np.size(X) - np.isfinite(X).sum())} NaN or "
+            "infinite values (a diverged fit, or values beyond the input dtype's range); refit with a "
+            "smaller learning rate or give float32 input")
     write_npz_atomic(path, arrays)
     return path
 
@@ -434,26 +440,61 @@ def load_set(path) -> SyntheticSet:
         return _read_set(_Reader(npz, path))
 
 
-def _pickled_entries(npz) -> list[str]:
-    """Entries whose header declares an object dtype: np.load could only unpickle them."""
-    found = []
-    for member in npz.zip.namelist():
+#: An entry may inflate to at most this many times its compressed size (and
+#: this many bytes besides): save_set stores entries uncompressed, so a larger
+#: ratio is a file made to exhaust memory, refused before it is read.
+MAX_INFLATION = 100
+INFLATION_SLACK_BYTES = 2**20
+
+
+def _entry_headers(r: _Reader) -> dict[str, tuple[tuple, np.dtype]]:
+    """Each entry's declared shape and dtype, read from its header alone (no data is read)."""
+    headers = {}
+    for member in r.npz.zip.namelist():
         if not member.endswith(".npy"):
             continue
-        try:
-            with npz.zip.open(member) as fh:
-                version = np.lib.format.read_magic(fh)
-                if version == (1, 0):
-                    dtype = np.lib.format.read_array_header_1_0(fh)[2]
-                elif version == (2, 0):
-                    dtype = np.lib.format.read_array_header_2_0(fh)[2]
-                else:
-                    continue  # reading the entry reports it
-        except Exception:  # a corrupt entry is reported when it is read
-            continue
-        if dtype.hasobject:
-            found.append(member[: -len(".npy")])
-    return found
+        name = member[: -len(".npy")]
+        info = r.npz.zip.getinfo(member)
+        if info.file_size > MAX_INFLATION * info.compress_size + INFLATION_SLACK_BYTES:
+            raise r.fail(f"entry {name!r} inflates from {info.compress_size} to {info.file_size} bytes; "
+                         "save_set never compresses, so the file was not written by it")
+        header = _read_header(r, member, name)
+        if header is not None:
+            headers[name] = header
+    return headers
+
+
+def _read_header(r: _Reader, member: str, name: str):
+    try:
+        with r.npz.zip.open(member) as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                return None  # reading the entry reports it
+    except ValueError as err:
+        if "header" in str(err).lower() and ("large" in str(err) or "max_header_size" in str(err)):
+            raise r.fail(f"entry {name!r} has a header larger than numpy reads safely; the file was not "
+                         "written by save_set") from None
+        return None  # a corrupt entry is reported when it is read
+    except Exception:  # a corrupt entry is reported when it is read
+        return None
+    return tuple(shape), dtype
+
+
+def _check_declared_entries(r: _Reader) -> None:
+    """Refuse pickled entries and inconsistent declared sizes before any data is read."""
+    headers = _entry_headers(r)
+    pickled = sorted(name for name, (_, dtype) in headers.items() if dtype.hasobject)
+    if pickled:
+        raise r.fail(
+            f"the entries {', '.join(map(repr, pickled))} are pickled object arrays; load_set "
+            "never unpickles (the file was not written by save_set, and may be malicious)")
+    shapes = {name: shape for name, (shape, dtype) in headers.items() if dtype.kind in "biuf"}
+    if "X" in shapes and "y" in shapes and (len(shapes["X"]) < 1 or shapes["y"][:1] != shapes["X"][:1]):
+        raise r.fail(f"X declares shape {shapes['X']} and y {shapes['y']}: one label per sample is expected")
 
 
 def _read_set(r: _Reader) -> SyntheticSet:
@@ -471,12 +512,8 @@ def _read_set(r: _Reader) -> SyntheticSet:
 
 
 def _check_header(r: _Reader) -> None:
-    """No pickled entries, every required entry, and a format this version reads."""
-    pickled = _pickled_entries(r.npz)
-    if pickled:
-        raise r.fail(
-            f"the entries {', '.join(map(repr, pickled))} are pickled object arrays; load_set "
-            "never unpickles (the file was not written by save_set, and may be malicious)")
+    """No pickled or oversized entries, every required entry, and a format this version reads."""
+    _check_declared_entries(r)
     files = set(r.npz.files)
     missing = [key for key in _REQUIRED if key not in files]
     if missing:
@@ -500,6 +537,9 @@ def _read_meta(r: _Reader) -> dict:
         meta = json.loads(r.text("meta"))
     except json.JSONDecodeError as err:
         raise r.fail(f"the meta entry is not valid JSON ({err})") from None
+    except RecursionError:
+        raise r.fail("the meta entry is nested too deeply to be a gradmatch set's (the file was not "
+                     "written by save_set)") from None
     if not isinstance(meta, dict):
         raise r.fail("the meta entry should be a JSON object")
     for key, kind in (("method", str), ("settings", dict), ("version", str)):
@@ -516,6 +556,9 @@ def _read_labelled_samples(r: _Reader, meta: dict) -> tuple[np.ndarray, np.ndarr
     X, y, classes = r.array("X"), r.array("y"), r.array("classes")
     if X.dtype.kind not in "biuf" or X.ndim < 2:
         raise r.fail(f"X should be a numeric array of 2 to 4 dimensions, found {X.dtype} {X.shape}")
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        raise r.fail("X holds NaN or infinite values; a set must be finite (was it saved from a diverged "
+                     "fit by another tool?)")
     if y.ndim != 1 or classes.ndim != 1 or len(y) != len(X):
         raise r.fail(f"y {y.shape} and classes {classes.shape} should be 1-D, with one label per "
                      f"sample of X {X.shape}")

@@ -160,3 +160,99 @@ def test_a_checkpoint_that_is_a_text_file_never_suggests_unsafe_loading(digits, 
     with pytest.raises(ValueError, match=f"checkpoint {path} is not an .npz archive") as info:
         GradientMatchingCondenser(**FAST, iterations=2, checkpoint=tmp_path).fit(X, y)
     assert "allow_pickle" not in str(info.value)
+
+
+# ------------------------------------------------------------------ set files
+def _fitted(digits):
+    from gradmatch import RandomCoreset
+
+    X, y = digits
+    return RandomCoreset(ipc=1, random_state=0).fit(X, y)
+
+
+def test_save_set_refuses_a_non_finite_set_naming_the_file(digits, tmp_path):
+    from gradmatch import save_set
+
+    est = _fitted(digits)
+    est.X_syn_ = est.X_syn_.copy()
+    est.X_syn_[0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match=f"cannot save to {tmp_path / 's.npz'}: the set holds 1 NaN or infinite"):
+        save_set(tmp_path / "s.npz", est)
+    assert not (tmp_path / "s.npz").exists()
+
+
+def _rewrite(path, **entries):
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays.update(entries)
+    np.savez(path, **arrays)
+
+
+def test_load_set_refuses_a_non_finite_set_naming_the_file(digits, tmp_path):
+    from gradmatch import load_set, save_set
+
+    path = save_set(tmp_path / "s.npz", _fitted(digits))
+    with np.load(path, allow_pickle=False) as npz:
+        X = npz["X"].copy()
+    X[1, 2, 3] = np.nan
+    _rewrite(path, X=X)
+    with pytest.raises(ValueError, match=f"{path}: X holds NaN or infinite values"):
+        load_set(path)
+
+
+def test_load_set_refuses_an_entry_that_inflates_before_reading_it(digits, tmp_path):
+    import zipfile
+
+    from gradmatch import load_set, save_set
+
+    path = save_set(tmp_path / "s.npz", _fitted(digits))
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["X"] = np.zeros((len(arrays["y"]), 4000, 4000))  # 1.3 GB of zeros, a few MB compressed
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, value in arrays.items():
+            if name == "X":
+                continue
+            with zf.open(name + ".npy", "w") as fh:
+                np.lib.format.write_array(fh, value)
+        with zf.open("X.npy", "w", force_zip64=True) as fh:
+            np.lib.format.write_array_header_2_0(fh, {"descr": "<f8", "fortran_order": False,
+                                                      "shape": arrays["X"].shape})
+            block = bytes(2**24)
+            for _ in range(arrays["X"].nbytes // len(block)):
+                fh.write(block)
+    with pytest.raises(ValueError, match=f"{bomb}: entry 'X' inflates from \\d+ to \\d+ bytes"):
+        load_set(bomb)
+
+
+def test_load_set_names_a_too_deep_meta_entry(digits, tmp_path):
+    from gradmatch import load_set, save_set
+
+    path = save_set(tmp_path / "s.npz", _fitted(digits))
+    _rewrite(path, meta=np.array("[" * 100000 + "]" * 100000))
+    with pytest.raises(ValueError, match=f"{path}: the meta entry is nested too deeply"):
+        load_set(path)
+
+
+def test_load_set_names_an_oversized_header(digits, tmp_path):
+    from gradmatch import load_set, save_set
+
+    path = save_set(tmp_path / "s.npz", _fitted(digits))
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    import zipfile
+
+    odd = tmp_path / "odd.npz"
+    with zipfile.ZipFile(odd, "w") as zf:
+        for name, value in arrays.items():
+            with zf.open(name + ".npy", "w") as fh:
+                if name == "classes":
+                    header = {"descr": value.dtype.str, "fortran_order": False, "shape": value.shape,
+                              "padding": "x" * 20000}
+                    np.lib.format.write_array_header_2_0(fh, header)
+                    fh.write(value.tobytes())
+                else:
+                    np.lib.format.write_array(fh, value)
+    with pytest.raises(ValueError, match=f"{odd}: entry 'classes' has a header larger than numpy reads safely"):
+        load_set(odd)
