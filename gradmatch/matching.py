@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ._names import MATCH_RULES
+#: Values of ``match``: which gradients are compared (the paper's Table 1).
+MATCH_RULES = ("intra", "inter", "interleaved", "multilevel")
 
 __all__ = ["MATCH_RULES", "check_match", "union_gradient", "matching_loss", "rule_for_iteration"]
 

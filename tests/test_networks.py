@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -384,21 +381,3 @@ def test_condenser_accepts_a_registered_model(registry, digits, fast):
     assert X_syn.shape == (10, 8, 8) and calls and calls[0] == ((1, 8, 8), 10)
     with pytest.raises(ValueError, match="'model' parameter"):
         GradientMatchingCondenser(**{**fast, "model": "tinynet"}).fit_resample(X, y)
-
-
-def test_names_module_derives_models_from_the_registry(registry):
-    from gradmatch import _names
-
-    assert _names.MODELS == networks.MODELS == BUILTIN
-    # Without gradmatch.networks imported, the names come from its source's decorators.
-    assert _names._registered_in_source(Path(networks.__file__)) == BUILTIN
-    register_model("tiny")(_tiny)
-    assert _names.MODELS == (*BUILTIN, "tiny")
-
-
-def test_names_module_needs_no_torch():
-    code = ("import sys; from gradmatch._names import MODELS, MATCH_RULES; "
-            "print(','.join(MODELS)); print('torch' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == [",".join(BUILTIN), "False"]
