@@ -242,6 +242,17 @@ def _signature_default(function, name: str):
 
 
 # ----------------------------------------------------------------------------- the parser
+def add_keep_freed_memory_option(parser: argparse.ArgumentParser, note: str = "") -> None:
+    """Give ``parser`` the ``--keep-freed-memory/--no-keep-freed-memory`` switch (on by default).
+
+    For commands that own their process (this CLI, the demo, the benchmarks), which
+    pass ``args.keep_freed_memory`` on as :func:`gradmatch.memory.keep_freed_memory`'s
+    ``enabled``. ``note`` is appended to the shared help text.
+    """
+    parser.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
+                        help=memory.OPTION_HELP + (f"; {note}" if note else ""))
+
+
 def build_parser(lazy: bool = True) -> argparse.ArgumentParser:
     """The ``gradmatch`` argument parser, with the subcommands condense, evaluate and show.
 
@@ -316,7 +327,7 @@ def _condense_options(p) -> None:
                         "takes auto, convnet or mlp)")
     _matching_options(p.add_argument_group("gradient matching (--method condense)"), Condenser)
     _herding_options(p.add_argument_group("herding (--method herding)"))
-    memory.add_option(p)
+    add_keep_freed_memory_option(p)
     p.set_defaults(run=_condense,
                    method_option_defaults={dest: p.get_default(dest) for dest in _METHOD_OPTIONS})
 
@@ -392,7 +403,7 @@ def _evaluate_options(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the first network")
     p.add_argument("--json", type=Path, default=None, metavar="OUT",
                    help="also write the accuracies and settings to this JSON file (default: none)")
-    memory.add_option(p)
+    add_keep_freed_memory_option(p)
     p.set_defaults(run=_evaluate)
 
 

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from . import GradientMatchingCondenser, RandomCoreset, __version__, memory
+from .cli import add_keep_freed_memory_option
 from .datasets import load_digits_images
 from .evaluation import EvaluationResult, evaluate_set
 
@@ -33,7 +34,7 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="parallel evaluation processes (default 2)")
     parser.add_argument("--grid", default="digits_ipc1.png", help="PNG of the synthetic set ('' to skip)")
     parser.add_argument("--verbose", type=int, default=1)
-    memory.add_option(parser)
+    add_keep_freed_memory_option(parser)
     args = parser.parse_args(argv)
     # The demo owns its process, so it may change malloc's settings for its run.
     with memory.keep_freed_memory(enabled=args.keep_freed_memory):

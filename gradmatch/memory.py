@@ -14,7 +14,6 @@ exit, with the kept memory handed back to the system.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import ctypes.util
@@ -103,17 +102,6 @@ def _as_c_int(value: int) -> int:
     # mallopt takes a C int; glibc reads a trim threshold as size_t, so a value
     # above INT_MAX (a tunable of 64 GiB) is passed as -1, "never trim".
     return int(value) if int(value) <= 2**31 - 1 else _NEVER_TRIM
-
-
-def add_option(parser: argparse.ArgumentParser, note: str = "") -> None:
-    """Give ``parser`` the ``--keep-freed-memory/--no-keep-freed-memory`` switch (on by default).
-
-    For commands that own their process (the CLI, the demo, the benchmarks), which
-    pass ``args.keep_freed_memory`` on as :func:`keep_freed_memory`'s ``enabled``.
-    ``note`` is appended to the shared help text.
-    """
-    parser.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
-                        help=OPTION_HELP + (f"; {note}" if note else ""))
 
 
 @contextlib.contextmanager

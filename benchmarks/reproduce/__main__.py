@@ -41,6 +41,7 @@ import argparse
 
 from gradmatch import memory
 from gradmatch.atomic import write_text_atomic
+from gradmatch.cli import add_keep_freed_memory_option
 from gradmatch.datasets import FASHION_MNIST_DIR
 
 from .budgets import BUDGET_NAMES, WHOLE_KEY, Budget, make_budget
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="results folder (default docs/results/reproduce-<budget>)")
     parser.add_argument("--report", action="store_true", help="only write the tables from finished cells")
     parser.add_argument("--verbose", type=int, default=0)
-    memory.add_option(parser, note="each set's record says which; sets recorded before 2026-12-01 "
+    add_keep_freed_memory_option(parser, note="each set's record says which; sets recorded before 2026-12-01 "
                                    "ran without it")
     return parser
 
