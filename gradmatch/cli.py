@@ -47,6 +47,7 @@ import numpy as np
 
 from . import memory
 from ._version import __version__
+from .atomic import write_text_atomic
 
 __all__ = ["main", "build_parser", "METHODS"]
 
@@ -438,13 +439,30 @@ def _error_line(err: BaseException) -> str:
     return f"{name}: {message}" if message else name
 
 
-def _check_output(path: Path, option: str) -> None:
-    """Fail before any long work when ``path`` cannot be written."""
+def _check_output(path: Path, option: str, inputs=()) -> None:
+    """Fail before any long work when ``path`` cannot be written or is one of the command's inputs."""
     if path.is_dir():
         raise _CommandError(f"{option} {path} is a directory; give a file name")
     folder = path.parent
     if not folder.is_dir():
         raise _CommandError(f"cannot write {option} {path}: the folder {folder} does not exist")
+    for source in inputs:
+        if _same_file(path, Path(source)):
+            raise _CommandError(f"{option} {path} is the input {source} itself; a command never writes over "
+                                f"its input: give another {option}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same resolved path, or one inode (links)."""
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def _dataset_files(args) -> list[Path]:
+    """The files of ``--data-dir`` (the command's inputs), for the overwrite check."""
+    folder = getattr(args, "data_dir", None)
+    return [p for p in Path(folder).iterdir() if p.is_file()] if folder is not None and Path(folder).is_dir() else []
 
 
 def _load_dataset(args):
@@ -545,7 +563,7 @@ def _condense_on_rank(args, rank: int) -> int:
     from .io import save_set
 
     _check_method_options(args)
-    _check_output(args.out, "--out")
+    _check_output(args.out, "--out", inputs=_dataset_files(args))
     (X, y), _ = _load_dataset(args)
     estimator = _make_estimator(args)
     if rank > 0 and hasattr(estimator, "verbose"):
@@ -654,7 +672,7 @@ def _evaluate(args) -> int:
     from .runtime import resolve_device
 
     if args.json is not None:
-        _check_output(args.json, "--json")
+        _check_output(args.json, "--json", inputs=[args.set])
     syn = load_set(args.set)
     _resolve_dataset(args, syn)
     (X_train, y_train), (X_test, y_test) = _load_dataset(args)
@@ -692,7 +710,7 @@ def _evaluate(args) -> int:
             "device": str(resolve_device(args.device)), "accuracies": result.accuracies, "mean": result.mean,
             "std": result.std, "n": len(result.accuracies), "seconds": seconds, "version": __version__,
         }
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
+        write_text_atomic(args.json, json.dumps(record, indent=2) + "\n")
     return 0
 
 
@@ -702,7 +720,7 @@ def _show(args) -> int:
     from .plotting import plot_image_grid
 
     out = args.out if args.out is not None else args.set.with_suffix(".png")
-    _check_output(out, "--out")
+    _check_output(out, "--out", inputs=[args.set])
     syn = load_set(args.set)
     X = np.asarray(syn.X)
     image_shape = tuple(syn.input_shape) if X.ndim == 2 and syn.input_shape is not None else None

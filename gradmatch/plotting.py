@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["plot_image_grid", "plot_accuracies"]
+__all__ = ["plot_image_grid", "plot_accuracies", "save_figure"]
 
 
 def _as_hwc(images: np.ndarray, image_shape: Sequence[int] | None) -> np.ndarray:
@@ -22,6 +22,18 @@ def _as_hwc(images: np.ndarray, image_shape: Sequence[int] | None) -> np.ndarray
     if images.ndim == 4:
         images = images[:, 0] if images.shape[1] == 1 else np.moveaxis(images, 1, -1)
     return images
+
+
+def save_figure(fig, path) -> None:
+    """Write ``fig`` to ``path`` atomically (format from the suffix, PNG by default)."""
+    import io
+    from pathlib import Path
+
+    from .atomic import write_bytes_atomic
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".").lower() or "png", dpi=120, bbox_inches="tight")
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def plot_image_grid(X, y, *, image_shape=None, classes=None, ax=None, title=None, path=None):
@@ -78,7 +90,7 @@ def plot_image_grid(X, y, *, image_shape=None, classes=None, ax=None, title=None
     if title:
         ax.set_title(title)
     if path is not None:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+        save_figure(fig, path)
     return fig
 
 
@@ -185,5 +197,5 @@ def plot_accuracies(results, *, ax=None, title=None, path=None, reference=None):
     if title:
         ax.set_title(title)
     if path is not None:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+        save_figure(fig, path)
     return fig

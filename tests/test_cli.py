@@ -474,3 +474,47 @@ def test_commands_run_inside_keep_freed_memory_unless_told_not_to(command, flag,
     assert main(argv + flag) == 0
     assert seen == [kept and glibc_available()]
     assert not freed_memory_is_kept()  # restored when the command returns
+
+
+# ----------------------------------------------------------------------------- never over an input
+def _copy_of(path: Path, folder: Path, name: str) -> Path:
+    copy = folder / name
+    copy.write_bytes(path.read_bytes())
+    return copy
+
+
+@pytest.mark.parametrize("link", ["same-path", "hard-link", "symlink"])
+def test_no_command_writes_over_its_input(random_set, tmp_path, capsys, link):
+    """Regression: show wrote its picture over a set saved as syn.png; evaluate --json replaced the set."""
+    syn = _copy_of(random_set, tmp_path, "syn.png")  # save_set adds no suffix
+    before = syn.read_bytes()
+    target = syn
+    if link == "hard-link":
+        target = tmp_path / "other-name.npz"
+        os.link(syn, target)
+    elif link == "symlink":
+        target = tmp_path / "alias.npz"
+        target.symlink_to(syn)
+    cases = [["show", str(syn)], ["show", str(syn), "--out", str(target)],
+             ["evaluate", str(syn), "--models", "1", "--epochs", "1", "--json", str(target)]]
+    for argv in cases:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert "is the input" in err and "never writes over its input" in err and err.count("\n") == 1
+        assert syn.read_bytes() == before
+
+
+def test_outputs_are_written_atomically(random_set, tmp_path, capsys, monkeypatch):
+    """A failure while writing leaves the previous output whole and no temporary file."""
+    import gradmatch.atomic as atomic
+
+    out = tmp_path / "grid.png"
+    out.write_bytes(b"previous picture")
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "replace", broken_replace)
+    assert main(["show", str(random_set), "--out", str(out)]) == 1
+    assert out.read_bytes() == b"previous picture"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]
