@@ -153,13 +153,19 @@ class GradientMatchingCondenser(BaseReducer):
     callback : callable, default=None
         ``callback(iteration, record)`` after every iteration, ``record`` a dict
         with ``loss``, ``seconds``, ``network_steps`` and ``rule``; returning
-        True stops the fit early.
+        a true value (``True``, ``numpy.True_``, 1) stops the fit early. If it
+        raises, the last whole iteration is checkpointed and the error
+        propagates, leaving the estimator as it was.
     checkpoint : str or path, default=None
-        A folder for checkpoints. The run saves its state there every
-        ``checkpoint_every`` iterations, at the end, on Ctrl-C and on
-        divergence, in a file named by a fingerprint of the data, labels and
-        settings; a later fit with the same fingerprint resumes from it and
-        gives the same set as an uninterrupted run (on the CPU).
+        A folder for checkpoints, created and probed for writing before any
+        work. The run saves its state there every ``checkpoint_every``
+        iterations, at the end, on Ctrl-C, on divergence and when the callback
+        raises, in a file named by a key of the data, labels and a faithful
+        description of the settings; a later fit with the same key resumes
+        from it and gives the same set as an uninterrupted run (on the CPU).
+        Settings that cannot be described (a lambda, a closure) are refused
+        with a checkpoint; ``random_state=None`` is keyed by the seed drawn,
+        so only a seeded run resumes.
     checkpoint_every : int, default=10
         Iterations between checkpoints.
     in_memory : bool or "auto", default="auto"

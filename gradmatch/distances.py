@@ -211,6 +211,12 @@ class CallableDistance:
             raise ValueError(
                 f"a distance callable must return a scalar, got shape {tuple(value.shape)}"
             )
+        if g_syn.requires_grad and not value.requires_grad:
+            raise ValueError(
+                "the distance callable returned a tensor that carries no gradient back to the synthetic "
+                "images (detached, or computed through .item(), numpy or torch.no_grad): compute it with "
+                "torch operations on its two arguments"
+            )
         return value.reshape(())
 
     def __call__(

@@ -320,6 +320,9 @@ class CondensationLoop:
         start = time.perf_counter()
         net = self.fresh_network()
         params = [p for p in net.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError(f"the network ({type(net).__name__}) has no trainable parameters, so there are "
+                             "no gradients to match: give a model whose factory builds layers with weights")
         opt = torch.optim.SGD(params, lr=s.lr_net)
         losses, steps = [], 0
         for t in range(s.matching_steps):

@@ -256,3 +256,37 @@ def test_load_set_names_an_oversized_header(digits, tmp_path):
                     np.lib.format.write_array(fh, value)
     with pytest.raises(ValueError, match=f"{odd}: entry 'classes' has a header larger than numpy reads safely"):
         load_set(odd)
+
+
+# ------------------------------------------------------------------ messages
+def detached_distance(g_syn, g_real):
+    return ((g_syn - g_real) ** 2).sum().detach()
+
+
+def test_a_detached_distance_callable_is_named(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="distance callable returned a tensor that carries no gradient"):
+        GradientMatchingCondenser(**{**FAST, "distance": detached_distance}, iterations=1).fit(X, y)
+
+
+def parameterless(input_shape, n_classes):
+    import torch
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            return x.reshape(len(x), -1)[:, :n_classes] * 1.0
+
+    return Fixed()
+
+
+def test_a_network_without_parameters_is_named(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match=r"network \(Fixed\) has no trainable parameters"):
+        GradientMatchingCondenser(**{**FAST, "model": parameterless}, iterations=1).fit(X, y)
+
+
+@pytest.mark.parametrize("answer", [True, np.True_, 1])
+def test_a_truthy_callback_answer_stops_the_fit(digits, answer):
+    X, y = digits
+    est = GradientMatchingCondenser(**FAST, iterations=4, callback=lambda i, r: answer).fit(X, y)
+    assert est.n_iter_ == 1
