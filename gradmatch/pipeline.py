@@ -20,11 +20,18 @@ imbalanced-learn is optional: nothing here imports it.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import InputTags, Tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .parameters import HasMethods
+from .validation import pandas_kind
 
 __all__ = ["CondensedEstimator", "ResampleAdapter"]
 
@@ -225,6 +232,31 @@ class CondensedEstimator(ClassifierMixin, BaseEstimator):
         return tags
 
 
+# Tags as imbalanced-learn's own samplers declare them (its ``Tags`` adds ``sampler_tags``
+# and ``input_tags.dataframe`` to scikit-learn's), without importing imbalanced-learn.
+@dataclass(slots=True)
+class _SamplerInputTags(InputTags):
+    dataframe: bool = False
+
+
+@dataclass(slots=True)
+class _SamplerTags:
+    sample_indices: bool = False
+
+
+@dataclass(slots=True)
+class _Tags(Tags):
+    sampler_tags: _SamplerTags | None = None
+
+
+def _feature_names(X):
+    """A DataFrame's column names when all are strings (scikit-learn's rule), else None."""
+    if pandas_kind(X) != "dataframe":
+        return None
+    names = np.asarray(X.columns, dtype=object)
+    return names if len(names) and all(isinstance(name, str) for name in names) else None
+
+
 class ResampleAdapter(BaseEstimator):
     """A reducer as a sampler step: only ``fit_resample``, for imbalanced-learn's Pipeline.
 
@@ -232,10 +264,12 @@ class ResampleAdapter(BaseEstimator):
     pipeline is fitted and skips the step when it predicts, but it refuses a
     step that has both ``fit_resample`` and ``transform``, as the gradmatch
     reducers do. This adapter hides everything but ``fit_resample`` (plus
-    ``get_params`` / ``set_params``), so the step replaces the training data
-    by the reduced set before the next steps are fitted. It declares itself a
-    sampler (``_estimator_type = "sampler"`` and the matching
-    ``estimator_type`` tag), as imbalanced-learn's own samplers do.
+    ``get_params`` / ``set_params`` and ``get_feature_names_out``), so the
+    step replaces the training data by the reduced set before the next steps
+    are fitted. It declares itself a sampler (``_estimator_type = "sampler"``
+    and imbalanced-learn's sampler tags), as imbalanced-learn's own samplers
+    do, and passes imbalanced-learn's sampler checks
+    (``imblearn.utils.estimator_checks``) except those that need sparse input.
 
     imbalanced-learn is optional (``pip install imbalanced-learn``); the
     adapter needs nothing from it.
@@ -252,15 +286,33 @@ class ResampleAdapter(BaseEstimator):
     reducer_ : estimator
         The clone fitted by the last ``fit_resample`` (``reducer_.X_syn_``,
         ``reducer_.normalization_``, ``reducer_.sample_indices_``, ...).
+    sampling_strategy_ : dict
+        ``{class label: number of samples in the reduced set}``, a copy of the
+        fitted reducer's. For a one-vs-all y the labels are its column indices.
     n_features_in_ : int
         Values per input sample.
+    feature_names_in_ : ndarray of str
+        The column names of X, when X was a pandas DataFrame whose column
+        names are all strings.
 
     See Also
     --------
     CondensedEstimator : reduce, then fit an estimator, in scikit-learn's Pipeline.
+    imblearn.pipeline.Pipeline : the pipeline that calls ``fit_resample``.
 
     Notes
     -----
+    Inputs and outputs follow imbalanced-learn's samplers (the reducer does
+    the work, so its own ``fit_resample`` and ``transform()`` do the same):
+
+    - the reduced set comes back in the containers it came in: numpy gives
+      numpy, torch gives CPU torch tensors, a Python list gives a list, a
+      pandas DataFrame or Series gives one with the same columns or name;
+    - a one-vs-all y (an ``(n, k)`` indicator matrix with exactly one 1 per
+      row) is read as the labels ``y.argmax(axis=1)`` and the reduced labels
+      come back as an ``(m, k)`` indicator matrix of y's dtype; an indicator
+      matrix with any other row (multilabel) is refused with a ValueError.
+
     A network trained by a later step sees only the reduced set; its
     normalisation then comes from that small set unless given. Pass the real
     data's statistics to it (e.g. ``NetworkClassifier(normalization=...)``)
@@ -276,8 +328,18 @@ class ResampleAdapter(BaseEstimator):
     >>> X_red, y_red = sampler.fit_resample(X, y)
     >>> X_red.shape
     (30, 64)
+    >>> sampler.sampling_strategy_[0]
+    3
     >>> hasattr(sampler, "transform")
     False
+
+    One-vs-all labels in, one-vs-all labels out:
+
+    >>> import numpy as np
+    >>> Y = np.eye(10, dtype=np.int64)[y]
+    >>> X_red, Y_red = sampler.fit_resample(X, Y)
+    >>> Y_red.shape, Y_red.dtype.name
+    ((30, 10), 'int64')
 
     In imbalanced-learn's Pipeline (the classifier is fitted on the 50
     selected samples, and predicts on any data):
@@ -306,26 +368,80 @@ class ResampleAdapter(BaseEstimator):
         ----------
         X : array-like, torch tensor or torch Dataset
             Training data, in any form the reducer accepts.
-        y : array-like
-            Class labels.
+        y : array-like of shape (n_samples,) or (n_samples, k)
+            Class labels, or a one-vs-all indicator matrix (one 1 per row).
 
         Returns
         -------
-        X_red, y_red
-            The reducer's set: ``ipc`` samples per class, in X's layout
-            (numpy in, numpy out).
+        X_red : ndarray, torch tensor, list or DataFrame
+            The reducer's set: ``ipc`` samples per class, in X's layout and
+            container (numpy in, numpy out; a list in, a list out).
+        y_red : ndarray, torch tensor, list or Series
+            Its labels, in y's container; an ``(m, k)`` indicator matrix when
+            y was one.
         """
         self._validate_params()
         reducer = clone(self.reducer)
         X_red, y_red = reducer.fit_resample(X, y)
         self.reducer_ = reducer
+        strategy = getattr(reducer, "sampling_strategy_", None)
+        if strategy is not None:
+            self.sampling_strategy_ = dict(strategy)
         n_features = getattr(reducer, "n_features_in_", None)
         if n_features is not None:
             self.n_features_in_ = n_features
+        names = _feature_names(X)
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         return X_red, y_red
 
+    def get_feature_names_out(self, input_features=None):
+        """The names of the reduced set's features: those of the input, one to one.
+
+        As imbalanced-learn's samplers (scikit-learn's ``OneToOneFeatureMixin``),
+        without asking for a ``fit`` method, which the adapter does not have.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            The input's feature names. None gives ``feature_names_in_`` when X
+            was a DataFrame with string column names, else ``x0``,
+            ``x1``, ... (one per value of a sample).
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        if not hasattr(self, "n_features_in_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit_resample' with "
+                "appropriate arguments before using this estimator."
+            )
+        known = getattr(self, "feature_names_in_", None)
+        if input_features is None:
+            if known is not None:
+                return known.copy()
+            return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
+        names = np.asarray(input_features, dtype=object)
+        if known is not None and not np.array_equal(known, names):
+            raise ValueError("input_features is not equal to feature_names_in_")
+        if len(names) != self.n_features_in_:
+            raise ValueError(
+                f"input_features should have length equal to number of features "
+                f"({self.n_features_in_}), got {len(names)}"
+            )
+        return names
+
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
+        base = super().__sklearn_tags__()
+        fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+        fields["input_tags"] = _SamplerInputTags(
+            **{f.name: getattr(base.input_tags, f.name) for f in dataclasses.fields(base.input_tags)},
+            dataframe=True,
+        )
+        tags = _Tags(**fields, sampler_tags=_SamplerTags(sample_indices=False))
         tags.estimator_type = "sampler"
         tags.target_tags.required = True
         tags.input_tags.allow_nan = False

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.utils import check_array, column_or_1d
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, is_multilabel
 
 __all__ = [
     "InputLayout",
@@ -57,7 +57,14 @@ def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
 
 @dataclass(frozen=True)
 class InputLayout:
-    """How the caller's X looked, so results come back the same way.
+    """How the caller's X and y looked, so results come back the same way.
+
+    Containers follow imbalanced-learn's samplers (its ``ArraysTransformer``):
+    what came in as a Python list goes out as one (``.tolist()``), a pandas
+    DataFrame or Series goes out as one with the same columns or name, numpy
+    gives numpy and torch gives CPU torch. A one-vs-all y (an ``(n, k)``
+    indicator matrix with one 1 per row) goes out as an ``(m, k)`` indicator
+    matrix of its dtype.
 
     Attributes
     ----------
@@ -67,7 +74,19 @@ class InputLayout:
         ``(C, H, W)`` when X is treated as images, None for flat features.
     dtype : numpy dtype name
         Output dtype: the input's float dtype, or float32 for integer input.
-    kind : {"numpy", "torch"}
+    kind : {"numpy", "torch", "list", "dataframe"}
+        X's container.
+    label_kind : {"numpy", "torch", "list", "series", "dataframe"}
+        y's container.
+    label_columns : int or None
+        ``k`` when y was a one-vs-all ``(n, k)`` indicator matrix (its classes
+        are then the column indices), else None.
+    label_dtype : numpy dtype name or None
+        The one-vs-all matrix's dtype, for the matrix that goes out.
+    frame : tuple or None
+        X as a DataFrame: ``(columns, dtypes)``, both tuples.
+    label_frame : tuple or None
+        y as a Series: ``(name, dtype)``; as a DataFrame: ``(columns, dtypes)``.
     """
 
     sample_shape: tuple[int, ...]
@@ -75,6 +94,10 @@ class InputLayout:
     dtype: str
     kind: str
     label_kind: str = "numpy"
+    label_columns: int | None = None
+    label_dtype: str | None = None
+    frame: tuple | None = None
+    label_frame: tuple | None = None
 
     @property
     def internal_shape(self) -> tuple[int, ...]:
@@ -215,12 +238,72 @@ def _check_label_types(y) -> None:
         )
 
 
-def _encode_labels(y, n_samples: int) -> tuple[np.ndarray, np.ndarray, str]:
-    label_kind = "torch" if isinstance(y, torch.Tensor) else "numpy"
+def pandas_kind(obj) -> str | None:
+    """``"dataframe"`` or ``"series"`` for a pandas object, else None.
+
+    pandas is optional: it is imported only for an object that comes from it.
+    """
+    if not type(obj).__module__.startswith("pandas"):
+        return None
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - an object of pandas without pandas
+        return None
+    if isinstance(obj, pd.DataFrame):
+        return "dataframe"
+    if isinstance(obj, pd.Series):
+        return "series"
+    return None
+
+
+def _container(obj) -> str:
+    """The container kind of X or y, as imbalanced-learn tells them apart (a list is exactly ``list``)."""
+    if isinstance(obj, torch.Tensor):
+        return "torch"
+    if type(obj) is list:
+        return "list"
+    return pandas_kind(obj) or "numpy"
+
+
+def _frame_of(obj, kind: str) -> tuple | None:
+    """What a DataFrame or Series needs to be rebuilt: ``(columns, dtypes)`` or ``(name, dtype)``."""
+    if kind == "dataframe":
+        return tuple(obj.columns), tuple(obj.dtypes)
+    if kind == "series":
+        return obj.name, obj.dtype
+    return None
+
+
+def _one_vs_all(y: np.ndarray) -> np.ndarray | None:
+    """Labels ``argmax(axis=1)`` of a one-vs-all indicator matrix; None when y is not an indicator matrix.
+
+    An indicator matrix whose rows do not all hold exactly one 1 is multilabel,
+    which a sampler cannot read as classes: refused.
+    """
+    if y.ndim != 2 or y.shape[1] < 2 or y.dtype == object or not is_multilabel(y):
+        return None
+    ones = np.asarray(y != 0).sum(axis=1)
+    bad = np.flatnonzero(ones != 1)
+    if len(bad):
+        raise ValueError(
+            f"y is a label-indicator matrix of shape {y.shape} but row {int(bad[0])} holds "
+            f"{int(ones[bad[0]])} ones ({len(bad)} of {len(y)} rows do not hold exactly one): multilabel "
+            "and multioutput targets are not supported. Pass y as a 1d array of class labels, or as a "
+            "one-vs-all matrix with exactly one 1 in every row"
+        )
+    return np.asarray(y).argmax(axis=1)
+
+
+def _encode_labels(y, n_samples: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Classes, labels encoded 0..C-1, and how y looked (``InputLayout``'s label fields)."""
+    label_kind = _container(y)
+    info = {"label_kind": label_kind, "label_frame": _frame_of(y, label_kind)}
     if isinstance(y, torch.Tensor):
         if y.is_meta:
             raise ValueError("y lives on the meta device and holds no values")
         y = y.detach().cpu().numpy()
+    elif label_kind in ("dataframe", "series"):
+        y = y.to_numpy()
     elif not isinstance(y, np.ndarray):
         if hasattr(y, "__array__") and not hasattr(y, "__len__"):
             y = np.asarray(y)
@@ -230,6 +313,13 @@ def _encode_labels(y, n_samples: int) -> tuple[np.ndarray, np.ndarray, str]:
             except TypeError:
                 raise TypeError(f"y must be an array-like of labels, got {type(y).__name__}") from None
     _check_label_types(y)
+    if isinstance(y, (list, tuple)) and len(y) and all(isinstance(v, (list, tuple, np.ndarray)) for v in y):
+        y = np.asarray(y)  # rows of a matrix: one-vs-all, or refused below
+    if isinstance(y, np.ndarray) and y.ndim == 2:
+        labels = _one_vs_all(y)
+        if labels is not None:
+            info.update(label_columns=int(y.shape[1]), label_dtype=y.dtype.str)
+            y = labels
     y = column_or_1d(np.asarray(y) if not isinstance(y, np.ndarray) else y, warn=True)
     if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
         raise ValueError("y contains NaN or infinity")
@@ -241,7 +331,7 @@ def _encode_labels(y, n_samples: int) -> tuple[np.ndarray, np.ndarray, str]:
         raise ValueError(
             f"at least 2 classes are needed; y has {len(classes)} class ({classes.tolist()!r})"
         )
-    return classes, encoded.astype(np.int64), label_kind
+    return classes, encoded.astype(np.int64), info
 
 
 # ----------------------------------------------------------------- images
@@ -324,11 +414,12 @@ def _stream_dataset(dataset, input_shape) -> PreparedData:
     rows = np.arange(n) if n <= STREAM_SAMPLE else np.sort(rng.choice(n, STREAM_SAMPLE, replace=False))
     sample, _ = stack_items(dataset, rows, n)
     tensor, _, _ = _as_tensor_images(sample)
-    classes, encoded, _ = _encode_labels(labels, n)
-    label_kind = "torch" if classes.dtype.kind in "iub" else "numpy"
+    classes, encoded, info = _encode_labels(labels, n)
+    # The labels were gathered here, not given: numbers come back as a tensor, others as numpy.
+    info.update(label_kind="torch" if classes.dtype.kind in "iub" else "numpy", label_frame=None)
     tensor, sample_shape, image_shape = _shape_images(tensor, input_shape)
     dtype = str(tensor.dtype).replace("torch.", "") if tensor.is_floating_point() else "float32"
-    layout = InputLayout(sample_shape, image_shape, dtype, "torch", label_kind)
+    layout = InputLayout(sample_shape, image_shape, dtype, "torch", **info)
     return PreparedData(tensor, torch.from_numpy(encoded), classes, layout, None, dataset=dataset)
 
 
@@ -447,6 +538,10 @@ def prepare_training_data(X, y, input_shape=None, in_memory=True) -> PreparedDat
         ``(n, d)`` flat features, ``(n, H, W)`` grey images or ``(n, C, H, W)``
         images; a Dataset yields ``(image, label)`` pairs and ``y`` must be None.
     y : array-like or None
+        Class labels; or a one-vs-all ``(n, k)`` indicator matrix with exactly
+        one 1 per row, read as the labels ``y.argmax(axis=1)`` (the classes
+        are then column indices, and ``layout.label_columns`` is ``k``). An
+        indicator matrix with other rows (multilabel) is refused.
     input_shape : tuple (C, H, W) or None
         Lets flat X be treated as images; must match X when X is not flat.
     in_memory : bool or "auto", default=True
@@ -455,30 +550,35 @@ def prepare_training_data(X, y, input_shape=None, in_memory=True) -> PreparedDat
         when its images take at most :data:`IN_MEMORY_BYTES`.
     """
     input_shape = check_input_shape(input_shape)
-    label_kind_override = None
+    from_dataset = False
     if isinstance(X, torch.utils.data.Dataset) and not isinstance(X, torch.Tensor):
         if y is not None:
             raise ValueError("y must be None when X is a Dataset of (image, label) pairs")
         if not _wants_memory(X, in_memory):
             return _stream_dataset(X, input_shape)
         X, y = _materialise_dataset(X)
-        label_kind_override = "torch"
+        from_dataset = True
     elif y is None:
         raise ValueError(
             "this estimator requires y to be passed, but the target y is None: pass labels, or a "
             "torch Dataset of (image, label) pairs as X"
         )
+    x_kind = "torch" if from_dataset else _container(X)
+    frame = _frame_of(X, x_kind)
     tensor, kind, source = _as_tensor_images(X)
     n = tensor.shape[0]
-    classes, encoded, label_kind = _encode_labels(y, n)
+    classes, encoded, info = _encode_labels(y, n)
     if len(encoded) != n:
         raise ValueError(f"X and y have different lengths: X has {n} samples, y has {len(encoded)}")
-    if label_kind_override is not None and classes.dtype.kind in "iub":
-        label_kind = label_kind_override
+    if from_dataset:
+        # The labels were gathered here, not given: numbers come back as a tensor, others as numpy.
+        info.update(label_kind="torch" if classes.dtype.kind in "iub" else "numpy", label_frame=None)
     tensor, sample_shape, image_shape = _shape_images(tensor, input_shape)
     # Float input keeps its dtype; integer (and bool) input gives float32.
     dtype = str(tensor.dtype).replace("torch.", "") if tensor.is_floating_point() else "float32"
-    layout = InputLayout(sample_shape, image_shape, dtype, kind, label_kind)
+    if kind == "numpy" and x_kind in ("list", "dataframe"):
+        kind = x_kind
+    layout = InputLayout(sample_shape, image_shape, dtype, kind, frame=frame, **info)
     return PreparedData(tensor, torch.from_numpy(encoded), classes, layout, source)
 
 
@@ -498,10 +598,67 @@ def to_output_labels(encoded: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return classes[np.asarray(encoded, dtype=np.int64)]
 
 
+def _indicator(labels: np.ndarray, columns: int, dtype: str) -> np.ndarray:
+    """Column indices as an ``(m, columns)`` one-vs-all matrix of ``dtype``."""
+    matrix = np.zeros((len(labels), columns), dtype=np.dtype(dtype))
+    matrix[np.arange(len(labels)), np.asarray(labels, dtype=np.int64)] = 1
+    return matrix
+
+
+def _as_frame(values: np.ndarray, frame: tuple, floats_only: bool):
+    """A DataFrame with the input's columns; its dtypes where they fit the values.
+
+    ``floats_only``: restore only float columns' dtypes, so that synthetic
+    values of integer columns stay floats (integer input gives float32).
+    """
+    import pandas as pd
+
+    columns, dtypes = frame
+    out = pd.DataFrame(values.reshape(len(values), -1), columns=list(columns))
+    wanted = [(i, d) for i, d in enumerate(dtypes)
+              if not floats_only or getattr(getattr(d, "subtype", d), "kind", None) == "f"]
+    for i, dtype in wanted:
+        try:
+            out.isetitem(i, out.iloc[:, i].astype(dtype))
+        except (TypeError, ValueError):  # a dtype the values cannot take: keep the values' own
+            pass
+    return out
+
+
+def _as_series(values: np.ndarray, frame: tuple):
+    import pandas as pd
+
+    name, dtype = frame
+    try:
+        return pd.Series(values, dtype=dtype, name=name)
+    except (TypeError, ValueError):
+        return pd.Series(values, name=name)
+
+
 def wrap_output(X_out: np.ndarray, y_out: np.ndarray, layout: InputLayout):
-    """numpy in gives numpy out; torch in gives CPU torch out."""
+    """The learned set in the caller's containers, as imbalanced-learn's samplers return theirs.
+
+    numpy in gives numpy out; torch in gives CPU torch out; a list gives a list
+    (``.tolist()``); a pandas DataFrame or Series gives one with the same
+    columns or name (pandas is imported only then). A one-vs-all y gives an
+    ``(m, k)`` indicator matrix of its dtype in its container.
+    """
+    if layout.label_columns is not None:
+        y_out = _indicator(y_out, layout.label_columns, layout.label_dtype)
     if layout.kind == "torch":
         X_out = torch.from_numpy(np.ascontiguousarray(X_out)).to(getattr(torch, layout.dtype))
+    elif layout.kind == "list":
+        X_out = X_out.tolist()
+    elif layout.kind == "dataframe":
+        X_out = _as_frame(X_out, layout.frame, floats_only=True)
     if layout.label_kind == "torch" and y_out.dtype.kind in "iufb":
         y_out = torch.from_numpy(np.ascontiguousarray(y_out))
+    elif layout.label_kind == "list":
+        y_out = y_out.tolist()
+    elif layout.label_kind == "series":
+        y_out = _as_series(y_out, layout.label_frame)
+    elif layout.label_kind == "dataframe":
+        y_out = _as_frame(y_out, layout.label_frame, floats_only=False)
+    if layout.kind == "dataframe" and layout.label_kind in ("series", "dataframe"):
+        y_out.index = X_out.index
     return X_out, y_out

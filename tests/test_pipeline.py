@@ -336,6 +336,7 @@ def test_adapter_exposes_only_fit_resample(digits_flat):
     np.testing.assert_array_equal(y_red, expected[1])
     assert adapter.reducer_.sample_indices_.shape == (4 * N_CLASSES,)
     assert adapter.n_features_in_ == 64
+    assert adapter.sampling_strategy_ == {c: 4 for c in range(N_CLASSES)} == adapter.reducer_.sampling_strategy_
     assert not hasattr(adapter.reducer, "X_syn_")  # the clone was fitted
     assert not hasattr(clone(adapter), "reducer_")
 
@@ -345,6 +346,8 @@ def test_adapter_declares_itself_a_sampler():
     assert adapter._estimator_type == "sampler"
     tags = adapter.__sklearn_tags__()
     assert tags.estimator_type == "sampler" and tags.transformer_tags is None
+    # imbalanced-learn's sampler tags, as its own samplers declare them.
+    assert tags.sampler_tags.sample_indices is False and tags.input_tags.dataframe is True
     imblearn_base = pytest.importorskip("imblearn.base")
     assert imblearn_base.is_sampler(adapter)
 
