@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from pathlib import Path
@@ -84,11 +85,11 @@ class CliHelp(SphinxDirective):
         old = os.environ.get("COLUMNS")
         os.environ["COLUMNS"] = "90"  # argparse wraps to the terminal width
         try:
-            parser = build_parser()
+            parser = build_parser(lazy=False)
             if self.arguments:
                 name = self.arguments[0]
                 commands = next(
-                    a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"
+                    a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
                 )
                 if name not in commands.choices:
                     raise self.error(f"gradmatch has no command {name!r}")
