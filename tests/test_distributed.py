@@ -53,7 +53,7 @@ FITS = {
     "multilevel-cos": dict(BASE, match="multilevel", distance="cos"),
     "intra": dict(BASE, match="intra"),
     # mixed-class batches (held batch of "overfit"), real initialisation, DSA draws, unequal budgets
-    "overfit-dsa": dict(BASE, match="multilevel", schedule="overfit", init="real",
+    "overfit-dsa": dict(BASE, match="multilevel", schedule="overfit", network_steps=None, init="real",
                         augment="crop_scale_rotate", model="mlp",
                         ipc={0: 1, 1: 2, 2: 1, 3: 3, 4: 1, 5: 1, 6: 2, 7: 1, 8: 1, 9: 2}),
     # a torch Dataset streamed through per-class index pools: each rank reads only its classes
@@ -171,10 +171,13 @@ def test_sharded_pools_follow_the_single_process_stream(digits):
 
 def test_distributed_false_and_bad_value(digits):
     X, y = digits
-    fast = dict(iterations=1, matching_steps=1, network_steps=0, model="mlp", batch_real=8, random_state=0)
+    fast = dict(iterations=1, matching_steps=1, schedule="fixed", network_steps=0, model="mlp", batch_real=8,
+                random_state=0)
     GradientMatchingCondenser(distributed=False, **fast).fit(X, y)  # no group: nothing changes
-    with pytest.raises(ValueError, match="valid values are 'auto' and False"):
-        GradientMatchingCondenser(distributed="yes", **fast).fit(X, y)
+    rule = r"The 'distributed' parameter of GradientMatchingCondenser must be a str among \{'auto'\} or a bool"
+    for bad in ("yes", 0, True):  # 0 used to turn sharding on
+        with pytest.raises(ValueError, match=rule):
+            GradientMatchingCondenser(distributed=bad, **fast).fit(X, y)
 
 
 # ----------------------------------------------------------------- the command line under torchrun
