@@ -455,6 +455,8 @@ def _as_tensor_images(X) -> tuple[torch.Tensor, str, object]:
         _check_sample_size(tuple(X.shape))
         if X.is_floating_point() and X.numel() and float(X.abs().max()) > _FLOAT32_MAX:
             raise ValueError(_TOO_LARGE)
+        if X.dtype == torch.float16 and X.numel():
+            _check_float16_headroom(float(X.abs().max()))
         return X, "torch", X
     arr = check_array(
         X,
@@ -475,8 +477,25 @@ def _as_tensor_images(X) -> tuple[torch.Tensor, str, object]:
         arr = arr.astype(np.uint8)
     if arr.dtype.kind == "f" and arr.size and float(np.abs(arr).max()) > _FLOAT32_MAX:
         raise ValueError(_TOO_LARGE)
+    if arr.dtype == np.float16 and arr.size:
+        _check_float16_headroom(float(np.abs(arr).max()))
     tensor = torch.from_numpy(np.ascontiguousarray(arr)) if arr.flags.writeable else torch.from_numpy(arr.copy())
     return tensor, "numpy", arr
+
+
+#: float16 input may use at most this share of float16's range: the synthetic set
+#: can leave the data's range, and it comes back in the input's dtype.
+FLOAT16_HEADROOM = 8
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def _check_float16_headroom(largest: float) -> None:
+    if largest > _FLOAT16_MAX / FLOAT16_HEADROOM:
+        raise ValueError(
+            f"X is float16 with values up to {largest:g}, too close to float16's largest value "
+            f"({_FLOAT16_MAX:g}) for the set, which can leave the data's range, to come back in float16 "
+            f"(at most {_FLOAT16_MAX / FLOAT16_HEADROOM:g} is accepted): pass X as float32 "
+            "(X.astype(np.float32)) or rescale it")
 
 
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
@@ -591,7 +610,13 @@ def to_output_images(normalized: torch.Tensor, layout: InputLayout, mean: np.nda
     x = x * np.asarray(std).reshape(shape) + np.asarray(mean).reshape(shape)
     # numpy has no bfloat16: such (torch) input is cast back in wrap_output.
     dtype = "float32" if layout.dtype == "bfloat16" else layout.dtype
-    return x.reshape((x.shape[0],) + layout.sample_shape).astype(dtype)
+    with np.errstate(over="ignore"):
+        out = x.reshape((x.shape[0],) + layout.sample_shape).astype(dtype)
+    if not np.isfinite(out).all():
+        raise ValueError(
+            f"the synthetic set holds values up to {np.abs(x).max():g}, beyond what the input's dtype "
+            f"({dtype}) holds: refit with X as float32")
+    return out
 
 
 def to_output_labels(encoded: np.ndarray, classes: np.ndarray) -> np.ndarray:

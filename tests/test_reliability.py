@@ -290,3 +290,28 @@ def test_a_truthy_callback_answer_stops_the_fit(digits, answer):
     X, y = digits
     est = GradientMatchingCondenser(**FAST, iterations=4, callback=lambda i, r: answer).fit(X, y)
     assert est.n_iter_ == 1
+
+
+# ------------------------------------------------------------------ dtypes
+def test_float16_input_too_close_to_its_range_is_refused_before_work(digits):
+    """Regression: float16 input of 0-64000 gave 105 of 640 values as inf, saved by save_set."""
+    X, y = digits
+    wide = (X / 16 * 64000).astype(np.float16)
+    with pytest.raises(ValueError, match=r"X is float16 with values up to 64000.*pass X as float32"):
+        GradientMatchingCondenser(**FAST, iterations=1).fit(wide, y)
+    import torch
+
+    with pytest.raises(ValueError, match="X is float16 with values up to 64000"):
+        GradientMatchingCondenser(**FAST, iterations=1).fit(torch.from_numpy(wide), y)
+    ok = GradientMatchingCondenser(**FAST, iterations=1).fit(X.astype(np.float16), y)
+    assert ok.X_syn_.dtype == np.float16 and np.isfinite(ok.X_syn_).all()
+
+
+def test_a_set_beyond_the_output_dtype_is_an_error_not_inf():
+    import torch
+
+    from gradmatch.validation import InputLayout, to_output_images
+
+    layout = InputLayout((1, 2, 2), (1, 2, 2), "float16", "numpy")
+    with pytest.raises(ValueError, match="beyond what the input's dtype \\(float16\\) holds"):
+        to_output_images(torch.full((1, 1, 2, 2), 1e5), layout, np.array([0.0]), np.array([1.0]))
