@@ -518,3 +518,15 @@ def test_outputs_are_written_atomically(random_set, tmp_path, capsys, monkeypatc
     assert main(["show", str(random_set), "--out", str(out)]) == 1
     assert out.read_bytes() == b"previous picture"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]
+
+
+def test_evaluate_names_the_file_of_a_non_finite_set(random_set, tmp_path, capsys):
+    bad = tmp_path / "nan.npz"
+    with np.load(random_set, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["X"] = arrays["X"].astype(np.float64)
+    arrays["X"][0, 0] = np.nan
+    np.savez(bad, **arrays)
+    assert main(["evaluate", str(bad), "--models", "1", "--epochs", "1"]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: X holds NaN or infinite values" in err and err.count("\n") == 1
