@@ -15,7 +15,8 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from copy import deepcopy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from .matching import matching_loss, rule_for_iteration
 from .schedules import Schedule
 from .sharding import ClassShard, split_classes
 
-__all__ = ["LoopSettings", "CondensationLoop", "DivergenceError", "class_gradients"]
+__all__ = ["LoopSettings", "SetLoop", "CondensationLoop", "DivergenceError", "class_gradients"]
 
 _CE = nn.CrossEntropyLoss()
 _BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
@@ -88,9 +89,13 @@ def class_gradients(net: nn.Module, params: Sequence[torch.Tensor], x: torch.Ten
     return grads if create_graph else tuple(g.detach() for g in grads)
 
 
+
 @dataclass
-class CondensationLoop:
-    """State and driver of one condensation run.
+class SetLoop:
+    """What every loop that learns a synthetic set shares: the set, its optimiser, randomness, state.
+
+    Subclasses implement :meth:`iterate` (one outer iteration's work) and name
+    the per-iteration records they keep in ``HISTORY_KEYS``.
 
     Parameters
     ----------
@@ -104,7 +109,8 @@ class CondensationLoop:
     make_network : callable
         ``() -> nn.Module`` with a fresh random initialisation; called inside a
         forked, seeded global RNG.
-    settings : LoopSettings
+    settings : LoopSettings or another settings dataclass
+        Needs ``iterations``, ``lr_syn`` and ``momentum_syn`` at least.
     generator : torch.Generator
         Source of all randomness (batches, shuffles, network seeds), on the
         data's device.
@@ -117,9 +123,12 @@ class CondensationLoop:
     syn_counts: Sequence[int]
     make_network: Callable[[], nn.Module]
     settings: LoopSettings
+
+    #: The per-iteration records kept in ``history``.
+    HISTORY_KEYS: ClassVar[tuple[str, ...]] = ("loss", "seconds")
     generator: torch.Generator
     iteration: int = 0
-    history: dict[str, list] = field(default_factory=lambda: {"loss": [], "seconds": [], "network_steps": []})
+    history: dict[str, list] | None = None
     optimizer_state: dict | None = None
     shard: ClassShard | None = None
 
@@ -151,16 +160,12 @@ class CondensationLoop:
                                          momentum=self.settings.momentum_syn)
         if self.optimizer_state is not None:
             self.optimizer.load_state_dict(self.optimizer_state)
-        self._held = None
+        if self.history is None:
+            self.history = {key: [] for key in self.HISTORY_KEYS}
         self._last_good = self.syn.detach().clone()
         self._boundary = None
-        if self.settings.schedule.until_overfit:
-            # A fixed mixed-class real batch, the "validation" loss of the overfit rule.
-            xh, yh = self.pools.sample_mixed(self.settings.overfit_batch, self.generator)
-            self._held = (self._sum_over_ranks(xh), yh)
         self._cuda_devices = [device] if device.type == "cuda" else []
 
-    # ------------------------------------------------------------------ sharding
     def _sum_over_ranks(self, partial: torch.Tensor) -> torch.Tensor:
         """Complete a batch each rank filled with its own classes' rows."""
         return partial if self.shard is None else self.shard.sum_(partial)
@@ -169,7 +174,6 @@ class CondensationLoop:
         """The whole synthetic set (collective when sharded), detached."""
         return self._assemble(self.syn.detach())
 
-    # ------------------------------------------------------------------ parts
     def fresh_network(self) -> nn.Module:
         """A new network, initialised from a seed drawn from the loop's generator."""
         seed = int(torch.randint(0, 2**62, (1,), generator=self.generator,
@@ -193,6 +197,157 @@ class CondensationLoop:
             net(batch)
         for m in bns:
             m.eval()
+
+    def run_iteration(self) -> dict:
+        """One outer iteration (:meth:`iterate`), recorded; returns its history record."""
+        start = time.perf_counter()
+        record = self.iterate()
+        record["seconds"] = time.perf_counter() - start
+        for key in self.HISTORY_KEYS:
+            self.history[key].append(record[key])
+        self.iteration += 1
+        self._last_good = self.syn.detach().clone()
+        self._boundary = self.state()
+        return record
+
+    def iterate(self) -> dict:  # pragma: no cover - abstract
+        """The work of one outer iteration; returns its record (``loss`` and the subclass's keys)."""
+        raise NotImplementedError
+
+    def check_finite(self, value: float, where: str) -> None:
+        """Raise :class:`DivergenceError` when the loss or the set stopped being finite."""
+        finite = bool(torch.isfinite(self.syn).all())
+        if self.shard is not None:
+            finite = self.shard.all_true(finite)
+        if not math.isfinite(value) or not finite:
+            raise DivergenceError(
+                f"condensation diverged in iteration {self.iteration} ({where}): the loss is {value} "
+                f"or the synthetic set holds NaN/inf. The likely cause is {self.divergence_hint()}; the "
+                "synthetic set of the last finite iteration is kept.",
+                self.iteration, self._assemble(self._last_good),
+            )
+
+    def divergence_hint(self) -> str:
+        return f"a learning rate too large for the synthetic images (lr_syn={self.settings.lr_syn})"
+
+    def run(self, progress: bool = False, callback: Callable[[int, dict], object] | None = None) -> None:
+        """Run the remaining iterations, with an optional tqdm bar and a callback per iteration."""
+        total = self.settings.iterations
+        with tqdm(total=total, initial=self.iteration, disable=not progress,
+                  desc="condensing", unit="it", leave=False) as bar:
+            while self.iteration < total:
+                record = self.run_iteration()
+                bar.update(1)
+                bar.set_postfix(loss=f"{record['loss']:.4g}")
+                if callback is not None and callback(self.iteration - 1, record):
+                    break  # the caller asked to stop early
+
+    def _assemble(self, local: torch.Tensor) -> torch.Tensor:
+        if self.shard is None:
+            return local
+        return self.shard.assemble(local, self.block_sizes)
+
+    @property
+    def synthetic(self) -> torch.Tensor:
+        """This rank's synthetic images (all of them when not sharded)."""
+        return self.syn.detach()
+
+    def state(self) -> dict:
+        """Everything needed to continue exactly from here, as numpy arrays and plain values.
+
+        Taken at an iteration boundary, it makes a resumed run identical (on the
+        CPU) to an uninterrupted one: the synthetic set, the momentum of its
+        optimiser, the generator and the global torch RNG, the iteration
+        counter and the history.
+        """
+        buf = self.optimizer.state.get(self.syn, {}).get("momentum_buffer")
+        return {
+            "syn": self.syn.detach().cpu().numpy().copy(),
+            "momentum": None if buf is None else buf.detach().cpu().numpy().copy(),
+            "generator": self.generator.get_state().numpy().copy(),
+            "global_rng": torch.get_rng_state().numpy().copy(),
+            "iteration": int(self.iteration),
+            "history": {k: list(v) for k, v in self.history.items()},
+        }
+
+    def last_boundary_state(self) -> dict:
+        """The state at the end of the last finished iteration (or now, before the first)."""
+        return self._boundary if self._boundary is not None else self.state()
+
+    def state_problem(self, state: dict) -> str | None:
+        """What makes a saved :meth:`state` unusable for this run, or None when it fits.
+
+        Checked: the synthetic set's shape and finiteness, the momentum's shape,
+        the sizes of both random states (a CUDA generator's state is not a CPU
+        one's), the iteration counter and the history's keys and lengths.
+        """
+        syn = np.asarray(state.get("syn"))
+        if syn.shape != tuple(self.syn.shape):
+            return (f"its synthetic set has shape {syn.shape}, this run expects {tuple(self.syn.shape)} "
+                    "(different ipc, classes or input shape)")
+        if syn.dtype.kind != "f" or not np.isfinite(syn).all():
+            return "its synthetic set is not all finite floats"
+        momentum = state.get("momentum")
+        if momentum is not None and np.asarray(momentum).shape != syn.shape:
+            return f"its momentum has shape {np.asarray(momentum).shape}, not the set's {syn.shape}"
+        for name, current in (("generator", self.generator.get_state()), ("global_rng", torch.get_rng_state())):
+            saved = np.asarray(state.get(name))
+            if saved.dtype != np.uint8 or saved.shape != (current.numel(),):
+                return (f"its {name} state holds {saved.size} values where this run's "
+                        f"({self.generator.device.type}) holds {current.numel()}: it was written on another "
+                        "kind of device")
+        return self._history_problem(state.get("iteration"), state.get("history"))
+
+    def _history_problem(self, iteration, history) -> str | None:
+        if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
+            return f"its iteration counter is {iteration!r}, not a whole number >= 0"
+        if not isinstance(history, dict) or set(history) != set(self.history):
+            keys = sorted(history) if isinstance(history, dict) else type(history).__name__
+            return f"its history has the entries {keys}, expected {sorted(self.history)}"
+        lengths = {key: len(v) if isinstance(v, list) else None for key, v in history.items()}
+        if any(n != iteration for n in lengths.values()):
+            return f"its history holds {lengths} records for {iteration} iterations"
+        return None
+
+    def restore(self, state: dict) -> None:
+        """Continue from a :meth:`state` (learning rates stay those of the current settings)."""
+        syn = torch.as_tensor(state["syn"], dtype=torch.float32)
+        if tuple(syn.shape) != tuple(self.syn.shape):
+            raise ValueError(
+                f"the saved synthetic set has shape {tuple(syn.shape)}, this run expects "
+                f"{tuple(self.syn.shape)} (different ipc, classes or input shape)"
+            )
+        with torch.no_grad():
+            self.syn.copy_(syn.to(self.syn.device))
+        self.optimizer.state.clear()
+        if state.get("momentum") is not None:
+            self.optimizer.state[self.syn]["momentum_buffer"] = torch.as_tensor(
+                state["momentum"], dtype=torch.float32).to(self.syn.device).clone()
+        self.generator.set_state(torch.as_tensor(state["generator"], dtype=torch.uint8).cpu())
+        if state.get("global_rng") is not None:
+            torch.set_rng_state(torch.as_tensor(state["global_rng"], dtype=torch.uint8).cpu())
+        self.iteration = int(state["iteration"])
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        self._last_good = self.syn.detach().clone()
+        self._boundary = self.state()
+
+
+@dataclass
+class CondensationLoop(SetLoop):
+    """State and driver of one gradient-matching condensation run (paper Algorithm 1).
+
+    Takes :class:`SetLoop`'s parameters, with a :class:`LoopSettings`.
+    """
+
+    HISTORY_KEYS: ClassVar[tuple[str, ...]] = ("loss", "seconds", "network_steps")
+
+    def __post_init__(self):
+        super().__post_init__()
+        self._held = None
+        if self.settings.schedule.until_overfit:
+            # A fixed mixed-class real batch, the "validation" loss of the overfit rule.
+            xh, yh = self.pools.sample_mixed(self.settings.overfit_batch, self.generator)
+            self._held = (self._sum_over_ranks(xh), yh)
 
     def low_precision(self, net: nn.Module):
         """The network the real-gradient pass runs, when it is not ``net`` itself.
@@ -313,11 +468,9 @@ class CondensationLoop:
             previous = current
         return taken
 
-    # ------------------------------------------------------------------ driver
-    def run_iteration(self) -> dict:
-        """One outer iteration; returns its history record."""
+    def iterate(self) -> dict:
+        """T matching steps on a fresh network, with network steps in between."""
         s = self.settings
-        start = time.perf_counter()
         net = self.fresh_network()
         params = [p for p in net.parameters() if p.requires_grad]
         if not params:
@@ -327,134 +480,15 @@ class CondensationLoop:
         losses, steps = [], 0
         for t in range(s.matching_steps):
             self.set_batchnorm(net)
-            value = self.matching_step(net, params)
-            losses.append(value)
-            finite = bool(torch.isfinite(self.syn).all())
-            if self.shard is not None:
-                finite = self.shard.all_true(finite)
-            if not math.isfinite(value) or not finite:
-                raise DivergenceError(
-                    f"condensation diverged in iteration {self.iteration} (matching step {t}): "
-                    f"the matching loss is {value} or the synthetic set holds NaN/inf. The "
-                    f"likely cause is a learning rate too large for the synthetic images "
-                    f"(lr_syn={s.lr_syn}) or the network (lr_net={s.lr_net}); the synthetic "
-                    f"set of the last finite iteration is kept.",
-                    self.iteration, self._assemble(self._last_good),
-                )
+            losses.append(self.matching_step(net, params))
+            self.check_finite(losses[-1], f"matching step {t}")
             if t == s.matching_steps - 1:
                 break  # no network steps after the last update
             steps += self.network_steps(net, opt, t)
-        record = {
-            "loss": sum(losses) / len(losses),
-            "seconds": time.perf_counter() - start,
-            "network_steps": steps,
-            "rule": rule_for_iteration(s.match, self.iteration),
-        }
-        for key in ("loss", "seconds", "network_steps"):
-            self.history[key].append(record[key])
-        self.iteration += 1
-        self._last_good = self.syn.detach().clone()
-        self._boundary = self.state()
-        return record
+        return {"loss": sum(losses) / len(losses), "network_steps": steps,
+                "rule": rule_for_iteration(s.match, self.iteration)}
 
-    def run(self, progress: bool = False, callback: Callable[[int, dict], object] | None = None) -> None:
-        """Run the remaining iterations, with an optional tqdm bar and a callback per iteration."""
-        total = self.settings.iterations
-        with tqdm(total=total, initial=self.iteration, disable=not progress,
-                  desc="condensing", unit="it", leave=False) as bar:
-            while self.iteration < total:
-                record = self.run_iteration()
-                bar.update(1)
-                bar.set_postfix(loss=f"{record['loss']:.4g}")
-                if callback is not None and callback(self.iteration - 1, record):
-                    break  # the caller asked to stop early
-
-    def _assemble(self, local: torch.Tensor) -> torch.Tensor:
-        if self.shard is None:
-            return local
-        return self.shard.assemble(local, self.block_sizes)
-
-    @property
-    def synthetic(self) -> torch.Tensor:
-        """This rank's synthetic images (all of them when not sharded)."""
-        return self.syn.detach()
-
-    # ------------------------------------------------------------------ state
-    def state(self) -> dict:
-        """Everything needed to continue exactly from here, as numpy arrays and plain values.
-
-        Taken at an iteration boundary, it makes a resumed run identical (on the
-        CPU) to an uninterrupted one: the synthetic set, the momentum of its
-        optimiser, the generator and the global torch RNG, the iteration
-        counter and the history.
-        """
-        buf = self.optimizer.state.get(self.syn, {}).get("momentum_buffer")
-        return {
-            "syn": self.syn.detach().cpu().numpy().copy(),
-            "momentum": None if buf is None else buf.detach().cpu().numpy().copy(),
-            "generator": self.generator.get_state().numpy().copy(),
-            "global_rng": torch.get_rng_state().numpy().copy(),
-            "iteration": int(self.iteration),
-            "history": {k: list(v) for k, v in self.history.items()},
-        }
-
-    def last_boundary_state(self) -> dict:
-        """The state at the end of the last finished iteration (or now, before the first)."""
-        return self._boundary if self._boundary is not None else self.state()
-
-    def state_problem(self, state: dict) -> str | None:
-        """What makes a saved :meth:`state` unusable for this run, or None when it fits.
-
-        Checked: the synthetic set's shape and finiteness, the momentum's shape,
-        the sizes of both random states (a CUDA generator's state is not a CPU
-        one's), the iteration counter and the history's keys and lengths.
-        """
-        syn = np.asarray(state.get("syn"))
-        if syn.shape != tuple(self.syn.shape):
-            return (f"its synthetic set has shape {syn.shape}, this run expects {tuple(self.syn.shape)} "
-                    "(different ipc, classes or input shape)")
-        if syn.dtype.kind != "f" or not np.isfinite(syn).all():
-            return "its synthetic set is not all finite floats"
-        momentum = state.get("momentum")
-        if momentum is not None and np.asarray(momentum).shape != syn.shape:
-            return f"its momentum has shape {np.asarray(momentum).shape}, not the set's {syn.shape}"
-        for name, current in (("generator", self.generator.get_state()), ("global_rng", torch.get_rng_state())):
-            saved = np.asarray(state.get(name))
-            if saved.dtype != np.uint8 or saved.shape != (current.numel(),):
-                return (f"its {name} state holds {saved.size} values where this run's "
-                        f"({self.generator.device.type}) holds {current.numel()}: it was written on another "
-                        "kind of device")
-        return self._history_problem(state.get("iteration"), state.get("history"))
-
-    def _history_problem(self, iteration, history) -> str | None:
-        if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
-            return f"its iteration counter is {iteration!r}, not a whole number >= 0"
-        if not isinstance(history, dict) or set(history) != set(self.history):
-            keys = sorted(history) if isinstance(history, dict) else type(history).__name__
-            return f"its history has the entries {keys}, expected {sorted(self.history)}"
-        lengths = {key: len(v) if isinstance(v, list) else None for key, v in history.items()}
-        if any(n != iteration for n in lengths.values()):
-            return f"its history holds {lengths} records for {iteration} iterations"
-        return None
-
-    def restore(self, state: dict) -> None:
-        """Continue from a :meth:`state` (learning rates stay those of the current settings)."""
-        syn = torch.as_tensor(state["syn"], dtype=torch.float32)
-        if tuple(syn.shape) != tuple(self.syn.shape):
-            raise ValueError(
-                f"the saved synthetic set has shape {tuple(syn.shape)}, this run expects "
-                f"{tuple(self.syn.shape)} (different ipc, classes or input shape)"
-            )
-        with torch.no_grad():
-            self.syn.copy_(syn.to(self.syn.device))
-        self.optimizer.state.clear()
-        if state.get("momentum") is not None:
-            self.optimizer.state[self.syn]["momentum_buffer"] = torch.as_tensor(
-                state["momentum"], dtype=torch.float32).to(self.syn.device).clone()
-        self.generator.set_state(torch.as_tensor(state["generator"], dtype=torch.uint8).cpu())
-        if state.get("global_rng") is not None:
-            torch.set_rng_state(torch.as_tensor(state["global_rng"], dtype=torch.uint8).cpu())
-        self.iteration = int(state["iteration"])
-        self.history = {k: list(v) for k, v in state["history"].items()}
-        self._last_good = self.syn.detach().clone()
-        self._boundary = self.state()
+    def divergence_hint(self) -> str:
+        s = self.settings
+        return (f"a learning rate too large for the synthetic images (lr_syn={s.lr_syn}) or the network "
+                f"(lr_net={s.lr_net})")
