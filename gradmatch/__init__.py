@@ -16,6 +16,7 @@ from ._version import __version__
 # ``python -m gradmatch --help`` and ``import gradmatch`` alone stay quick.
 _EXPORTS = {
     "GradientMatchingCondenser": ".condenser",
+    "DistributionMatchingCondenser": ".dm",
     "Herding": ".selectors",
     "RandomCoreset": ".selectors",
     "DivergenceError": ".engine",
@@ -31,6 +32,7 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # for type checkers and IDEs, which do not run __getattr__
     from .condenser import GradientMatchingCondenser
+    from .dm import DistributionMatchingCondenser
     from .engine import DivergenceError
     from .io import SyntheticSet, load_set, save_set
     from .memory import keep_freed_memory

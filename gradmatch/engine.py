@@ -28,10 +28,11 @@ from .matching import matching_loss, rule_for_iteration
 from .schedules import Schedule
 from .sharding import ClassShard, split_classes
 
-__all__ = ["LoopSettings", "SetLoop", "CondensationLoop", "DivergenceError", "class_gradients"]
+__all__ = ["BN_TYPES", "LoopSettings", "SetLoop", "CondensationLoop", "DivergenceError", "class_gradients"]
 
 _CE = nn.CrossEntropyLoss()
-_BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+#: Normalisation layers that use batch statistics.
+BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 #: Real images per class used to set BatchNorm statistics before matching (DC's BNSizePC).
 BN_IMAGES_PER_CLASS = 16
 
@@ -185,7 +186,7 @@ class SetLoop:
 
     def set_batchnorm(self, net: nn.Module) -> None:
         """DC's rule: statistics from a few real images per class, then frozen."""
-        bns = [m for m in net.modules() if isinstance(m, _BN_TYPES)]
+        bns = [m for m in net.modules() if isinstance(m, BN_TYPES)]
         if not bns:
             return
         net.train()

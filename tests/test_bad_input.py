@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from gradmatch import DivergenceError, GradientMatchingCondenser, Herding, RandomCoreset
+from gradmatch import DistributionMatchingCondenser, DivergenceError, GradientMatchingCondenser, Herding, RandomCoreset
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -36,10 +36,13 @@ def make(kind, **params):
         return RandomCoreset(**{"random_state": 0, **params})
     if kind == "herding":
         return Herding(**{"features": "pixels", **params})
+    if kind == "dm":
+        return DistributionMatchingCondenser(**{**DM_FAST, **params})
     raise AssertionError(kind)
 
 
-KINDS = ("condenser", "random", "herding")
+DM_FAST = dict(iterations=1, batch_real=8, augment=None, model="mlp", device="cpu", random_state=0)
+KINDS = ("condenser", "random", "herding", "dm")
 
 
 def assert_fit_raises(est, X, y, exc, match):

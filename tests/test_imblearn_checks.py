@@ -42,7 +42,7 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import label_binarize
 
-from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset
+from gradmatch import DistributionMatchingCondenser, GradientMatchingCondenser, Herding, RandomCoreset
 from gradmatch.pipeline import ResampleAdapter
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -57,6 +57,8 @@ def reducers():
     return [
         GradientMatchingCondenser(iterations=1, matching_steps=1, batch_real=8, model="mlp", device="cpu",
                                   random_state=0),
+        DistributionMatchingCondenser(iterations=2, batch_real=8, augment=None, model="mlp", device="cpu",
+                                      random_state=0),
         RandomCoreset(random_state=0),
         Herding(features="pixels"),
     ]

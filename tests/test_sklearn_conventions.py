@@ -23,7 +23,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import check_estimator, parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset
+from gradmatch import DistributionMatchingCondenser, GradientMatchingCondenser, Herding, RandomCoreset
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -60,6 +60,7 @@ def expected_failed_checks(estimator):
 def estimators():
     return [
         GradientMatchingCondenser(iterations=1, batch_real=8, random_state=0),
+        DistributionMatchingCondenser(iterations=2, batch_real=8, augment=None, random_state=0),
         RandomCoreset(random_state=0),
         Herding(feature_epochs=1, random_state=0),
     ]
@@ -90,6 +91,10 @@ class RowCondenser(_PerRowTransform, GradientMatchingCondenser):
     pass
 
 
+class RowDM(_PerRowTransform, DistributionMatchingCondenser):
+    pass
+
+
 class RowRandomCoreset(_PerRowTransform, RandomCoreset):
     pass
 
@@ -102,6 +107,7 @@ class RowHerding(_PerRowTransform, Herding):
     "estimator",
     [
         RowCondenser(iterations=1, batch_real=8, random_state=0),
+        RowDM(iterations=2, batch_real=8, augment=None, random_state=0),
         RowRandomCoreset(random_state=0),
         RowHerding(feature_epochs=1, random_state=0),
     ],
