@@ -212,3 +212,15 @@ def test_a_tiny_fit_beats_random_selection_on_digits(digits, digits_test):
                                 n_models=2, epochs=60, random_state=0, device="cpu").mean
              for name, est in (("dm", dm), ("random", rc))}
     assert score["dm"] > score["random"] + 0.05, score
+
+
+@pytest.mark.parametrize("name", ["convnet", "mlp", "lenet", "alexnet", "vgg11", "vgg11bn", "resnet18",
+                                  "resnet18bn"])
+def test_every_built_in_network_embeds_for_distribution_matching(name):
+    """One iteration with each built-in network on 28x28 grey images (BatchNorm ones jointly)."""
+    gen = torch.Generator().manual_seed(0)
+    X = torch.rand(3 * 6, 1, 28, 28, generator=gen)
+    y = torch.arange(3).repeat_interleave(6)
+    dm = DistributionMatchingCondenser(ipc=1, iterations=1, batch_real=4, augment=None, model=name,
+                                       device="cpu", random_state=0).fit(X, y)
+    assert np.isfinite(dm.history_["loss"][0]) and dm.history_["loss"][0] > 0
