@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 import torch
 
-from gradmatch import GradientMatchingCondenser, load_set
+from gradmatch import DistributionMatchingCondenser, GradientMatchingCondenser, load_set
 from gradmatch.data import ClassPools, Normalization
 from gradmatch.sharding import split_classes
 
@@ -59,10 +59,13 @@ FITS = {
     # a torch Dataset streamed through per-class index pools: each rank reads only its classes
     "streamed": dict(BASE, match="multilevel", distance="cos", iterations=2, in_memory=False,
                      as_dataset=True),
+    # distribution matching: the classes are independent, only the loss is summed over ranks
+    "dm": dict(method="dm", ipc=2, iterations=3, batch_real=16, augment="crop_scale_rotate", model="convnet",
+               random_state=0, device="cpu"),
 }
 #: Absolute tolerance of each fit (see the module docstring).
 TOLERANCE = {"first-step": 1e-4, "intra": 1e-4, "multilevel": 1e-2, "multilevel-cos": 1e-2,
-             "overfit-dsa": 1e-2, "streamed": 1e-2}
+             "overfit-dsa": 1e-2, "streamed": 1e-2, "dm": 1e-5}
 
 
 def torchrun(args, cwd, nproc=2, timeout=300):
@@ -110,8 +113,9 @@ def died(proc) -> str:
 @pytest.mark.parametrize("name", list(FITS))
 def test_two_ranks_give_the_single_process_set(sharded, digits, name):
     X, y = digits
-    params = {k: v for k, v in FITS[name].items() if k != "as_dataset"}  # in memory here
-    single = GradientMatchingCondenser(**params).fit(X, y)
+    params = {k: v for k, v in FITS[name].items() if k not in ("as_dataset", "method")}  # in memory here
+    estimator = DistributionMatchingCondenser if FITS[name].get("method") == "dm" else GradientMatchingCondenser
+    single = estimator(**params).fit(X, y)
     for rank in (0, 1):
         got = np.load(sharded / f"{name}-rank{rank}.npy")
         assert got.shape == single.X_syn_.shape

@@ -2,7 +2,9 @@
 
 Usage: torchrun --nproc-per-node N distributed_fit.py CONFIG.json OUT_DIR
 
-CONFIG.json: {"X": path to .npy, "y": path to .npy, "fits": {name: params}}.
+CONFIG.json: {"X": path to .npy, "y": path to .npy, "fits": {name: params}}; a fit's
+``method`` is "gm" (GradientMatchingCondenser, the default) or "dm"
+(DistributionMatchingCondenser).
 Each fit's X_syn_ is saved as OUT_DIR/<name>-rank<r>.npy, with its n_ranks_.
 """
 
@@ -18,7 +20,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from gradmatch import GradientMatchingCondenser
+from gradmatch import DistributionMatchingCondenser, GradientMatchingCondenser
+
+ESTIMATORS = {"gm": GradientMatchingCondenser, "dm": DistributionMatchingCondenser}
 
 
 def main() -> None:
@@ -35,7 +39,8 @@ def main() -> None:
             data = X
             if params.pop("as_dataset", False):  # a torch Dataset, streamed through index pools
                 data = torch.utils.data.TensorDataset(torch.as_tensor(X), torch.as_tensor(y))
-            cond = GradientMatchingCondenser(**params).fit(data, None if data is not X else y)
+            estimator = ESTIMATORS[params.pop("method", "gm")]
+            cond = estimator(**params).fit(data, None if data is not X else y)
             np.save(out / f"{name}-rank{rank}.npy", cond.X_syn_)
             (out / f"{name}-rank{rank}.json").write_text(json.dumps(
                 {"n_ranks": cond.n_ranks_, "loss": cond.history_["loss"], "n_iter": cond.n_iter_}))
