@@ -1,4 +1,4 @@
-"""Compare coreset selection with gradient-matching condensation on one dataset.
+"""Compare coreset selection with gradient- and distribution-matching condensation on one dataset.
 
 Builds training sets of ``--ipc`` images per class with
 
@@ -12,8 +12,12 @@ Builds training sets of ``--ipc`` images per class with
 
 and, when asked with ``--methods``, DC, MD and MDA with differentiable siamese
 augmentation (``dc+dsa``, ``md+dsa``, ``mda+dsa``; Zhao and Bilen 2021),
-whose sets are evaluated the DSA way: augmented batches for ``--dsa-epochs``
-(1000) epochs. Digits and MNIST get DSA's strategy without flip. It scores
+and distribution matching (``dm``: DistributionMatchingCondenser, Zhao and
+Bilen 2023, with its published settings: real initialisation, DSA, image
+learning rate 1.0 with momentum 0.5, real batches of 256 per class, for
+``--dm-iterations`` iterations), whose sets are evaluated the DSA way, as
+DSA's and DM's papers do: augmented batches for ``--dsa-epochs`` (1000)
+epochs. Digits and MNIST get DSA's strategy without flip. It scores
 them each with the evaluation protocol: ``--repeats`` sets per method
 (seeds ``seed + 1000 r``), ``--eval-models`` ConvNets trained from scratch on
 each set for ``--epochs`` epochs and tested on the real test set; accuracies
@@ -30,9 +34,13 @@ Budgets (explicit options override them):
 
 * ``quick`` (default): K = 50 iterations, 2 sets x 4 networks, 300 epochs;
   sized for digits at ipc 1: about 450 CPU-seconds in all, so roughly four
-  minutes on 2 otherwise idle CPU cores;
+  minutes on 2 otherwise idle CPU cores (the +dsa methods and ``dm``, not run
+  by default, add their 1000-epoch evaluations); ``dm`` runs 50 iterations
+  too (on digits at ipc 1 one costs about 0.6 of an MD iteration);
 * ``paper``: K = 1000, 2 sets x 50 networks, 300 epochs (the paper's
-  protocol; needs a GPU beyond digits).
+  protocol; needs a GPU beyond digits); ``dm`` runs DM's published 20,000
+  iterations, each one update with no network training, so far cheaper
+  than a gradient-matching iteration at ipc 10 or 50.
 
 Writes into ``--out`` (default ``compare_results/``): ``<dataset>_ipc<k>.json``
 (settings, machine, accuracies and seconds per method), ``..._accuracy.png``
@@ -43,6 +51,7 @@ Usage::
     python examples/compare_coresets.py                            # digits, ipc 1, quick
     python examples/compare_coresets.py --ipc 10 --methods random dc md mda
     python examples/compare_coresets.py --methods dc md dc+dsa md+dsa
+    python examples/compare_coresets.py --methods random md+dsa dm --dm-iterations 200
     python examples/compare_coresets.py --dataset fashion-mnist --budget paper   # on a GPU
 """
 
@@ -60,7 +69,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset, __version__
+from gradmatch import DistributionMatchingCondenser, GradientMatchingCondenser, Herding, RandomCoreset, __version__
 from gradmatch.atomic import write_text_atomic
 from gradmatch.augment import DSA_STRATEGY
 from gradmatch.condenser import VARIANTS
@@ -71,15 +80,23 @@ from gradmatch.schedules import default_loops
 # ----------------------------------------------------------------- methods
 #: Selectors, then condensers, in the order of the paper's Table 3 (run by default).
 METHODS = ("random", "herding", "dc", "m", "md", "mda", "mdo")
-#: Beyond the paper, run only when named in --methods.
+#: Beyond the paper, run only when named in --methods: gradient matching with DSA ...
 DSA_METHODS = ("dc+dsa", "md+dsa", "mda+dsa")
+#: ... and distribution matching (Zhao and Bilen 2023).
+DM_METHODS = ("dm",)
+EXTRA_METHODS = DSA_METHODS + DM_METHODS
+#: Methods that learn with DSA and whose sets are evaluated with it for --dsa-epochs.
+DSA_EVALUATED = DSA_METHODS + DM_METHODS
+
+#: DM's published settings (its DSA strategy is added per dataset, see dsa_strategy).
+DM_SETTINGS = dict(init="real", lr_syn=1.0, momentum_syn=0.5, batch_real=256)
 
 #: Condenser settings of each method: the paper's named variants, and with DSA.
 CONDENSERS = {**VARIANTS, **{f"{m}+dsa": dict(VARIANTS[m], augment="dsa") for m in ("dc", "md", "mda")}}
 
 LABELS = {"random": "Random", "herding": "Herding", "dc": "DC baseline", "m": "Ours-M",
           "md": "Ours-MD", "mda": "Ours-MDA", "mdo": "Ours-MDO",
-          "dc+dsa": "DC+DSA", "md+dsa": "Ours-MD+DSA", "mda+dsa": "Ours-MDA+DSA"}
+          "dc+dsa": "DC+DSA", "md+dsa": "Ours-MD+DSA", "mda+dsa": "Ours-MDA+DSA", "dm": "DM"}
 
 #: Methods whose only difference from another is the schedule (no effect when T = 1).
 SCHEDULE_VARIANTS = ("mda", "mdo", "mda+dsa")
@@ -95,8 +112,8 @@ PAPER_FASHION_MNIST = {
 }
 
 BUDGETS = {
-    "quick": dict(iterations=50, repeats=2, eval_models=4, epochs=300),
-    "paper": dict(iterations=1000, repeats=2, eval_models=50, epochs=300),
+    "quick": dict(iterations=50, dm_iterations=50, repeats=2, eval_models=4, epochs=300),
+    "paper": dict(iterations=1000, dm_iterations=20000, repeats=2, eval_models=50, epochs=300),
 }
 
 
@@ -112,6 +129,9 @@ def make_reducer(method: str, ipc: int, seed: int, iterations: int, herding_epoc
         return RandomCoreset(ipc=ipc, random_state=seed)
     if method == "herding":
         return Herding(ipc=ipc, feature_epochs=herding_epochs, random_state=seed, device=device)
+    if method == "dm":
+        return DistributionMatchingCondenser(ipc=ipc, iterations=iterations, augment=augment, random_state=seed,
+                                             device=device, **DM_SETTINGS)
     settings = dict(CONDENSERS[method])
     if "augment" in settings:
         settings["augment"] = augment
@@ -215,16 +235,19 @@ def parse_args(argv):
                              "mnist, cifar10, cifar100 and svhn need it; none for digits)")
     parser.add_argument("--ipc", type=positive, default=1, help="images per class (default 1)")
     parser.add_argument("--budget", default="quick", choices=sorted(BUDGETS),
-                        help="preset of the four options below (default quick)")
-    parser.add_argument("--iterations", type=positive, help="outer iterations K of the condensers")
+                        help="preset of the five options below (default quick)")
+    parser.add_argument("--iterations", type=positive, help="outer iterations K of the gradient-matching condensers")
+    parser.add_argument("--dm-iterations", type=positive,
+                        help="iterations of dm (quick 50, paper 20000: DM's published count)")
     parser.add_argument("--repeats", type=positive, help="sets built per method, each with its own seed")
     parser.add_argument("--eval-models", type=positive, help="networks trained on each set")
     parser.add_argument("--epochs", type=positive, help="training epochs of each evaluation network")
     parser.add_argument("--dsa-epochs", type=positive, default=1000,
-                        help="training epochs of the evaluation networks of the +dsa methods (default 1000)")
+                        help="training epochs of the evaluation networks of the +dsa methods and dm "
+                             "(default 1000)")
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
-                        help=f"subset of {' '.join(METHODS + DSA_METHODS)} (default: all that apply "
-                             "of the paper's, without the +dsa ones)")
+                        help=f"subset of {' '.join(METHODS + EXTRA_METHODS)} (default: all that apply "
+                             "of the paper's, without the +dsa ones and dm)")
     parser.add_argument("--herding-epochs", default="auto",
                         help="epochs of Herding's feature network (default auto: the library's rule)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
@@ -245,10 +268,10 @@ def parse_args(argv):
             setattr(args, key, value)
     requested = METHODS if args.methods is None else [
         m.strip().lower() for item in args.methods for m in item.split(",") if m.strip()]
-    unknown = [m for m in requested if m not in METHODS + DSA_METHODS]
+    unknown = [m for m in requested if m not in METHODS + EXTRA_METHODS]
     if unknown:
         parser.error(f"unknown method{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
-                     f"choose from {', '.join(METHODS + DSA_METHODS)}")
+                     f"choose from {', '.join(METHODS + EXTRA_METHODS)}")
     if args.herding_epochs != "auto":
         try:
             args.herding_epochs = positive(args.herding_epochs)
@@ -263,7 +286,7 @@ def parse_args(argv):
     # At T = 1 matching step per iteration no network step is taken: the schedule cannot matter.
     single_step = default_loops(args.ipc)[0] == 1
     args.skipped = [m for m in SCHEDULE_VARIANTS if m in requested] if single_step else []
-    args.methods = [m for m in METHODS + DSA_METHODS if m in requested and m not in args.skipped]
+    args.methods = [m for m in METHODS + EXTRA_METHODS if m in requested and m not in args.skipped]
     if not args.methods:
         parser.error(f"nothing to run: {', '.join(args.skipped)} equal md at ipc {args.ipc}; add md")
     return parser, args
@@ -282,13 +305,14 @@ def main(argv=None) -> int:
     on_gpu = args.device.startswith("cuda")
     jobs = 1 if on_gpu else (args.jobs or available_cpus())
     dsa = dsa_strategy(args.dataset)
-    tasks = [dict(method=m, repeat=r, seed=args.seed + 1000 * r, ipc=args.ipc, iterations=args.iterations,
+    tasks = [dict(method=m, repeat=r, seed=args.seed + 1000 * r, ipc=args.ipc,
+                  iterations=args.dm_iterations if m in DM_METHODS else args.iterations,
                   herding_epochs=args.herding_epochs, eval_models=args.eval_models,
-                  epochs=args.dsa_epochs if m in DSA_METHODS else args.epochs,
-                  augment=dsa if m in DSA_METHODS else None, device=args.device)
+                  epochs=args.dsa_epochs if m in DSA_EVALUATED else args.epochs,
+                  augment=dsa if m in DSA_EVALUATED else None, device=args.device)
              for m in args.methods for r in range(args.repeats)]
     jobs = min(jobs, len(tasks))
-    condensers = [m for m in args.methods if m in CONDENSERS]
+    condensers = [m for m in args.methods if m in CONDENSERS or m in DM_METHODS]
     machine = machine_info(args.device)
 
     shape = "x".join(map(str, np.asarray(X).shape[1:]))
@@ -296,7 +320,8 @@ def main(argv=None) -> int:
           f"{len(classes)} classes; {args.ipc} image(s) per class ({args.ipc * len(classes)} per set)")
     print(f"budget {args.budget}: K={args.iterations} iterations per condensation, {args.repeats} set(s) x "
           f"{args.eval_models} network(s) per method (n={args.repeats * args.eval_models}), "
-          f"{args.epochs} epochs per network; herding feature epochs {args.herding_epochs}; seed {args.seed}")
+          f"{args.epochs} epochs per network; herding feature epochs {args.herding_epochs}; seed {args.seed}"
+          + (f"; dm {args.dm_iterations} iterations" if "dm" in args.methods else ""))
     print(f"work: {len(condensers) * args.repeats} condensations, "
           f"{args.repeats if 'herding' in args.methods else 0} herding feature networks, "
           f"{len(tasks) * args.eval_models} evaluation networks; {jobs} process(es) x {args.threads} torch "
@@ -304,8 +329,10 @@ def main(argv=None) -> int:
           + (f"; load average {machine['load_average_start'][0]:.1f} on {machine['cpu_count']} CPUs"
              if "load_average_start" in machine else ""))
     print(f"methods: {', '.join(args.methods)}")
-    if any(m in DSA_METHODS for m in args.methods):
-        print(f"DSA strategy {dsa}; the +dsa sets are evaluated with it for {args.dsa_epochs} epochs")
+    if any(m in DSA_EVALUATED for m in args.methods):
+        which = " and ".join(name for name, group in (("+dsa", DSA_METHODS), ("dm", DM_METHODS))
+                             if any(m in group for m in args.methods))
+        print(f"DSA strategy {dsa}; the {which} sets are evaluated with it for {args.dsa_epochs} epochs")
     if args.skipped:
         print(f"skipped: {', '.join(args.skipped)}: at ipc {args.ipc} an iteration has a single matching step "
               f"(T = 1), so no network steps are taken and the schedule has no effect ({' = '.join(args.skipped)} "
@@ -313,7 +340,7 @@ def main(argv=None) -> int:
     print(flush=True)
 
     # Longest first, so that the workers finish together: condensers, herding, random.
-    order = {m: i for i, m in enumerate(["mda+dsa", "md+dsa", "dc+dsa", "mdo", "mda", "md", "m", "dc",
+    order = {m: i for i, m in enumerate(["mda+dsa", "md+dsa", "dc+dsa", "dm", "mdo", "mda", "md", "m", "dc",
                                          "herding", "random"])}
     tasks.sort(key=lambda t: (t["repeat"], order[t["method"]]))
     threads_before = torch.get_num_threads()
@@ -348,9 +375,10 @@ def main(argv=None) -> int:
         by_method[m] = {
             "label": LABELS[m],
             "settings": ({**CONDENSERS[m], "augment": dsa} if m in DSA_METHODS
+                         else {**DM_SETTINGS, "augment": dsa, "iterations": args.dm_iterations} if m in DM_METHODS
                          else CONDENSERS.get(m, {"selector": m})),
-            "eval_epochs": args.dsa_epochs if m in DSA_METHODS else args.epochs,
-            "eval_augment": dsa if m in DSA_METHODS else None,
+            "eval_epochs": args.dsa_epochs if m in DSA_EVALUATED else args.epochs,
+            "eval_augment": dsa if m in DSA_EVALUATED else None,
             "accuracies": accs,
             "per_set": [r["accuracies"] for r in recs],
             "set_means": [float(np.mean(r["accuracies"])) for r in recs],
@@ -408,7 +436,8 @@ def main(argv=None) -> int:
     stem = f"{args.dataset}_ipc{args.ipc}"
     settings = {"dataset": args.dataset, "data_dir": args.data_dir, "n_train": int(len(X)),
                 "n_test": int(len(X_test)), "n_classes": int(len(classes)), "ipc": args.ipc,
-                "budget": args.budget, "iterations": args.iterations, "repeats": args.repeats,
+                "budget": args.budget, "iterations": args.iterations, "dm_iterations": args.dm_iterations,
+                "repeats": args.repeats,
                 "eval_models": args.eval_models, "epochs": args.epochs, "herding_epochs": args.herding_epochs,
                 "methods": args.methods, "skipped": args.skipped, "seed": args.seed, "jobs": jobs,
                 "threads": args.threads, "device": args.device,

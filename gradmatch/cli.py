@@ -3,6 +3,7 @@
 Commands (``gradmatch COMMAND --help`` lists every option and its default)::
 
     gradmatch condense --dataset fashion-mnist --ipc 10 --out syn.npz
+    gradmatch condense --method dm --dataset fashion-mnist --ipc 10 --out dm.npz
     gradmatch evaluate syn.npz --dataset fashion-mnist --models 5 --epochs 300 --json acc.json
     gradmatch show syn.npz --out grid.png
 
@@ -13,7 +14,12 @@ can be called in-process, by tests, or per process under a launcher.
 The options that set an estimator's parameter read everything from the
 estimator class: the default from a default instance's ``get_params()``, the
 choices from its declared ``_parameter_constraints``, and each value is checked
-against those constraints (:func:`_declared`). Reading them imports torch, so a
+against those constraints (:func:`_declared`). The options that both methods
+that learn a set take (``condense``: gradient matching, ``dm``: distribution
+matching; ``_PER_METHOD``), whose defaults mostly differ (``--iterations``:
+1000 and 20000), default to None, "the chosen method's default": after
+parsing, each is the chosen estimator's default or the given value checked by
+that estimator's declared rule (:func:`_learned_params`). Reading them imports torch, so a
 command's options are added only when that command is chosen
 (:class:`_LazyCommands`): ``gradmatch --help`` stays quick.
 
@@ -54,7 +60,14 @@ __all__ = ["main", "build_parser", "METHODS"]
 PROG = "gradmatch"
 
 #: Values of ``gradmatch condense --method``.
-METHODS = ("condense", "herding", "random")
+METHODS = ("condense", "dm", "herding", "random")
+
+#: The methods that learn a synthetic set, and the estimator (in :mod:`gradmatch`) each builds.
+_LEARNED = {"condense": "GradientMatchingCondenser", "dm": "DistributionMatchingCondenser"}
+
+#: Options of every method in ``_LEARNED`` whose default is the chosen method's
+#: (argparse default None; see :func:`_learned_params`).
+_PER_METHOD = ("iterations", "lr_syn", "batch_real", "init", "augment", "checkpoint", "checkpoint_every")
 
 #: Environment variable that makes errors print their traceback.
 DEBUG_ENV = "GRADMATCH_DEBUG"
@@ -62,11 +75,10 @@ DEBUG_ENV = "GRADMATCH_DEBUG"
 # Options of ``condense`` that only some methods use (dest -> methods).
 _METHOD_OPTIONS = {
     "match": ("condense",), "distance": ("condense",), "schedule": ("condense",),
-    "iterations": ("condense",), "matching_steps": ("condense",), "network_steps": ("condense",),
-    "lr_syn": ("condense",), "lr_net": ("condense",), "batch_real": ("condense",),
-    "init": ("condense",), "augment": ("condense",), "checkpoint": ("condense",), "checkpoint_every": ("condense",),
+    "matching_steps": ("condense",), "network_steps": ("condense",), "lr_net": ("condense",),
+    **{dest: tuple(_LEARNED) for dest in _PER_METHOD},
     "features": ("herding",), "feature_epochs": ("herding",),
-    "model": ("condense", "herding"), "device": ("condense", "herding"),
+    "model": (*_LEARNED, "herding"), "device": (*_LEARNED, "herding"),
 }
 
 
@@ -237,6 +249,54 @@ def _augment(cls) -> dict:
     return {**kwargs, "type": parse}
 
 
+def _learned_classes() -> dict:
+    """``{method: estimator class}`` of the methods that learn a set (``_LEARNED``)."""
+    import gradmatch
+
+    return {method: getattr(gradmatch, name) for method, name in _LEARNED.items()}
+
+
+def _per_method(name: str, *, choices: bool = False, convert=None) -> dict:
+    """``add_argument`` keywords of an option that sets parameter ``name`` of every learned-set method.
+
+    Its default is None: the chosen method's estimator's own default, since
+    the methods' defaults differ. Here the text is only converted (under the
+    union of the methods' declared rules); the chosen estimator's rule checks
+    the value after parsing (:func:`_learned_params`). ``choices=True`` lists
+    the declared string options of the methods in the metavar (not as argparse
+    ``choices``, which would refuse a value before the rule could explain why).
+    """
+    from .parameters import choices_of
+
+    classes = _learned_classes().values()
+    constraints = [c for cls in classes for c in cls._parameter_constraints[name]]
+
+    def parse(text: str):
+        return convert(text) if convert is not None else _from_text(text, constraints)
+
+    parse.__name__ = name
+    kwargs = {"default": None, "type": parse}
+    if choices:
+        options = dict.fromkeys(option for cls in classes for option in choices_of(cls, name))
+        kwargs["metavar"] = "{" + ",".join(options) + "}"
+    return kwargs
+
+
+def _defaults_text(name: str, show=repr) -> str:
+    """``"default: A for condense, B for dm"``: each learned-set method's default of ``name``.
+
+    ``show`` writes a default for the help (e.g. None as ``none``).
+    """
+    defaults = {method: cls().get_params()[name] for method, cls in _learned_classes().items()}
+    if len({repr(value) for value in defaults.values()}) == 1:
+        return f"default: {show(next(iter(defaults.values())))}"
+    return "default: " + ", ".join(f"{show(value)} for {method}" for method, value in defaults.items())
+
+
+def _plain(value) -> str:
+    return "none" if value is None else str(value)
+
+
 def _signature_default(function, name: str):
     """The default of ``function``'s parameter ``name`` (for options that are plain arguments)."""
     return inspect.signature(function).parameters[name].default
@@ -275,8 +335,10 @@ def build_parser(lazy: bool = True) -> argparse.ArgumentParser:
         "condense", _condense_options,
         help="condense (or select) a few images per class and save them to an .npz",
         description="Condense a dataset's training split into IPC synthetic images per class with "
-                    "gradient matching (--method condense), or select IPC real images per class "
-                    "(--method herding, random), and save the set with gradmatch.save_set.")
+                    "gradient matching (--method condense) or distribution matching (--method dm), "
+                    "or select IPC real images per class (--method herding, random), and save the "
+                    "set with gradmatch.save_set. Options shared by condense and dm default to the "
+                    "chosen method's own settings (both are named in their help).")
     commands.add_command(
         "evaluate", _evaluate_options,
         help="train fresh networks on a saved set and score them on the dataset's test split",
@@ -315,26 +377,57 @@ def _condense_options(p) -> None:
     p.add_argument("--out", type=Path, required=True,
                    help="where to write the set (.npz; an existing file is replaced)")
     p.add_argument("--method", choices=METHODS, default="condense",
-                   help="condense: GradientMatchingCondenser; herding: Herding selection; "
+                   help="condense: GradientMatchingCondenser; dm: DistributionMatchingCondenser "
+                        "(distribution matching, Zhao and Bilen); herding: Herding selection; "
                         "random: class-balanced RandomCoreset")
     p.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same set)")
     p.add_argument("--quiet", action="store_true",
                    help="show no progress bar (by default one is shown on stderr)")
     p.add_argument("--device", **_usable_device(Condenser),
                    help="torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:N "
-                        "(condense and herding)")
+                        "(condense, dm and herding)")
     p.add_argument("--model", **_declared(Condenser, "model", choices=_model_choices()),
-                   help="network: auto is DC's ConvNet for images (condense and herding; herding "
+                   help="network: auto is DC's ConvNet for images (condense, dm and herding; herding "
                         "takes auto, convnet or mlp)")
-    _matching_options(p.add_argument_group("gradient matching (--method condense)"), Condenser)
+    _learned_options(p.add_argument_group(
+        "learned sets (--method condense and dm; each option's default is the chosen method's)"))
+    _matching_options(p.add_argument_group("gradient matching only (--method condense)"), Condenser)
     _herding_options(p.add_argument_group("herding (--method herding)"))
     add_keep_freed_memory_option(p)
     p.set_defaults(run=_condense,
                    method_option_defaults={dest: p.get_default(dest) for dest in _METHOD_OPTIONS})
 
 
+def _learned_options(g) -> None:
+    """Options of ``condense --method condense`` and ``--method dm`` (``_PER_METHOD``).
+
+    Their defaults are each method's own, named in the help from the estimator classes.
+    """
+    g.add_argument("--iterations", **_per_method("iterations"),
+                   help="outer iterations K, each with a fresh network "
+                        f"({_defaults_text('iterations')})")
+    g.add_argument("--lr-syn", **_per_method("lr_syn"),
+                   help=f"learning rate of the synthetic images ({_defaults_text('lr_syn')})")
+    g.add_argument("--batch-real", **_per_method("batch_real"),
+                   help="real images per class per matching step (condense) or iteration (dm) "
+                        f"({_defaults_text('batch_real')})")
+    g.add_argument("--init", **_per_method("init", choices=True),
+                   help="start from Gaussian noise or from random real images "
+                        f"({_defaults_text('init', show=_plain)})")
+    g.add_argument("--augment", **_per_method("augment"), metavar="STRATEGY",
+                   help="differentiable siamese augmentation: none, dsa (DSA's "
+                        "color_crop_cutout_flip_scale_rotate) or '_'-joined names of color, crop, "
+                        "cutout, flip, scale, rotate (leave flip out for digits) "
+                        f"({_defaults_text('augment', show=_plain)})")
+    g.add_argument("--checkpoint", **_per_method("checkpoint", convert=Path), metavar="DIR",
+                   help="folder for checkpoints (created if needed); rerunning the same command "
+                        "resumes from it (default: no checkpoints)")
+    g.add_argument("--checkpoint-every", **_per_method("checkpoint_every"), metavar="N",
+                   help=f"iterations between checkpoints ({_defaults_text('checkpoint_every')})")
+
+
 def _matching_options(g, Condenser) -> None:
-    """Options of ``condense --method condense``: GradientMatchingCondenser's parameters."""
+    """Options of ``condense --method condense`` only: GradientMatchingCondenser's own parameters."""
     g.add_argument("--match", **_declared(Condenser, "match", choices=True),
                    help="which gradients are matched: per class (intra), across classes (inter), "
                         "both (multilevel) or alternately (interleaved)")
@@ -343,29 +436,12 @@ def _matching_options(g, Condenser) -> None:
                         "e.g. cos, cos+l2, cos+0.1*l2")
     g.add_argument("--schedule", **_declared(Condenser, "schedule", choices=True),
                    help="network steps after each matching step")
-    g.add_argument("--iterations", **_declared(Condenser, "iterations"),
-                   help="outer iterations K, each with a fresh network")
     g.add_argument("--matching-steps", **_declared(Condenser, "matching_steps"),
                    help="matching steps T per iteration (default: DC's value for --ipc)")
     g.add_argument("--network-steps", **_declared(Condenser, "network_steps"),
                    help="network steps of the fixed schedule (default: DC's value for --ipc)")
-    g.add_argument("--lr-syn", **_declared(Condenser, "lr_syn"),
-                   help="learning rate of the synthetic images")
     g.add_argument("--lr-net", **_declared(Condenser, "lr_net"),
                    help="learning rate of the network steps")
-    g.add_argument("--batch-real", **_declared(Condenser, "batch_real"),
-                   help="real images per class per matching step")
-    g.add_argument("--init", **_declared(Condenser, "init", choices=True),
-                   help="start from Gaussian noise or from random real images")
-    g.add_argument("--augment", **_augment(Condenser), metavar="STRATEGY",
-                   help="differentiable siamese augmentation: none, dsa (DSA's "
-                        "color_crop_cutout_flip_scale_rotate) or '_'-joined names of color, crop, "
-                        "cutout, flip, scale, rotate (leave flip out for digits)")
-    g.add_argument("--checkpoint", **_declared(Condenser, "checkpoint", convert=Path), metavar="DIR",
-                   help="folder for checkpoints (created if needed); rerunning the same command "
-                        "resumes from it (default: no checkpoints)")
-    g.add_argument("--checkpoint-every", **_declared(Condenser, "checkpoint_every"), metavar="N",
-                   help="iterations between checkpoints")
 
 
 def _herding_options(g) -> None:
@@ -497,9 +573,44 @@ def _check_method_options(args) -> None:
         names = ", ".join("--" + dest.replace("_", "-") for dest in unused)
         raise _UsageError(f"{names} {'does' if len(unused) == 1 else 'do'} not apply to "
                           f"--method {args.method} (see 'gradmatch condense --help')")
+    if args.method in _LEARNED:
+        _learned_params(args)  # a value the chosen estimator's rule refuses: a usage error now
+
+
+def _learned_params(args) -> dict:
+    """The ``_PER_METHOD`` parameters of the chosen learned-set method's estimator.
+
+    An option not given (None) is that estimator's default; a given value is
+    checked by its declared rule, and a refused one is a usage error worded as
+    argparse words one (``argument --OPTION: <the rule's message>``).
+    ``--augment none`` is passed on as None, ``--checkpoint`` as a string.
+    """
+    from .parameters import InvalidParameterError, validate_parameter_constraints
+
+    cls = _learned_classes()[args.method]
+    defaults = cls().get_params()
+    params = {}
+    for name in _PER_METHOD:
+        value = getattr(args, name)
+        if value is None:
+            params[name] = defaults[name]
+            continue
+        try:
+            validate_parameter_constraints({name: cls._parameter_constraints[name]}, {name: value},
+                                           caller_name=cls.__name__)
+        except InvalidParameterError as err:
+            option = "--" + name.replace("_", "-")
+            raise _UsageError(f"argument {option}: {_one_line(err)} (see '{PROG} condense --help')") from None
+        if name == "augment" and value == "none":
+            value = None
+        elif name == "checkpoint":
+            value = str(value)
+        params[name] = value
+    return params
 
 
 def _make_estimator(args):
+    """The estimator ``args`` (parsed ``condense`` options) ask for."""
     from . import GradientMatchingCondenser, Herding, RandomCoreset
 
     verbose = 0 if args.quiet else 1
@@ -508,15 +619,14 @@ def _make_estimator(args):
     if args.method == "herding":
         return Herding(ipc=args.ipc, features=args.features, feature_epochs=args.feature_epochs,
                        model=args.model, device=args.device, random_state=args.seed, verbose=verbose)
+    shared = dict(ipc=args.ipc, model=args.model, device=args.device, random_state=args.seed,
+                  verbose=verbose, **_learned_params(args))
+    if args.method == "dm":
+        return _learned_classes()["dm"](**shared)
     return GradientMatchingCondenser(
-        ipc=args.ipc, match=args.match, distance=args.distance, schedule=args.schedule,
-        iterations=args.iterations, matching_steps=args.matching_steps,
-        network_steps=args.network_steps, lr_syn=args.lr_syn, lr_net=args.lr_net,
-        batch_real=args.batch_real, init=args.init, augment=args.augment, model=args.model,
-        device=args.device,
-        random_state=args.seed, verbose=verbose,
-        checkpoint=None if args.checkpoint is None else str(args.checkpoint),
-        checkpoint_every=args.checkpoint_every)
+        match=args.match, distance=args.distance, schedule=args.schedule,
+        matching_steps=args.matching_steps, network_steps=args.network_steps, lr_net=args.lr_net,
+        **shared)
 
 
 @contextlib.contextmanager
@@ -555,6 +665,7 @@ def _launched_group(args):
 
 
 def _condense(args) -> int:
+    _check_method_options(args)  # before a process group starts
     with _launched_group(args) as rank:
         return _condense_on_rank(args, rank)
 
@@ -562,7 +673,6 @@ def _condense(args) -> int:
 def _condense_on_rank(args, rank: int) -> int:
     from .io import save_set
 
-    _check_method_options(args)
     _check_output(args.out, "--out", inputs=_dataset_files(args))
     (X, y), _ = _load_dataset(args)
     estimator = _make_estimator(args)
@@ -580,6 +690,10 @@ def _condense_on_rank(args, rank: int) -> int:
         what = (f"condensed {args.dataset} ({len(X)} training images) to {len(X_syn)} synthetic "
                 f"images with gradient matching ({_plural(estimator.n_iter_, 'iteration')}, {args.match}, "
                 f"{args.distance}, {args.schedule})")
+    elif args.method == "dm":
+        what = (f"condensed {args.dataset} ({len(X)} training images) to {len(X_syn)} synthetic "
+                f"images with distribution matching ({_plural(estimator.n_iter_, 'iteration')}, "
+                f"augment {_plain(estimator.augment)})")
     else:
         what = (f"selected {len(X_syn)} of the {len(X)} {args.dataset} training images "
                 f"by {'herding' if args.method == 'herding' else 'random choice'}")
@@ -764,7 +878,7 @@ def main(argv=None) -> int:
             traceback.print_exc()
         note = ""
         if args.command == "condense" and getattr(args, "checkpoint", None) is not None \
-                and args.method == "condense":
+                and args.method in _LEARNED:
             note = (f"; the last whole iteration is checkpointed in {args.checkpoint}, and the same "
                     "command resumes from it")
         print(f"{PROG}: interrupted{note}", file=sys.stderr)

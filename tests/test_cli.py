@@ -34,8 +34,8 @@ HELP_OPTIONS = {
     "condense": ["--dataset", "--data-dir", "--ipc", "--out", "--method", "--seed", "--quiet",
                  "--device", "--model", "--match", "--distance", "--schedule", "--iterations",
                  "--matching-steps", "--network-steps", "--lr-syn", "--lr-net", "--batch-real",
-                 "--init", "--checkpoint", "--checkpoint-every", "--features", "--feature-epochs",
-                 "--keep-freed-memory"],
+                 "--init", "--augment", "--checkpoint", "--checkpoint-every", "--features",
+                 "--feature-epochs", "--keep-freed-memory"],
     "evaluate": ["SET", "--dataset", "--data-dir", "--models", "--epochs", "--model", "--jobs",
                  "--device", "--seed", "--json", "--keep-freed-memory"],
     "show": ["SET", "--out", "--title"],
@@ -91,6 +91,26 @@ def test_condense_writes_a_loadable_set(tmp_path, capsys):
     assert syn.settings["iterations"] == 1 and syn.settings["random_state"] == 3
     assert syn.settings["batch_real"] == 8 and syn.settings["verbose"] == 0
     assert len(syn.history["loss"]) == 1 and syn.normalization is not None
+
+
+def test_condense_dm_writes_a_loadable_set(tmp_path, capsys):
+    out = tmp_path / "dm.npz"
+    assert main(["condense", "--method", "dm", "--out", str(out), "--seed", "4", "--iterations", "2",
+                 "--batch-real", "16", "--augment", "none", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 1 and str(out) in lines[0]
+    assert "condensed digits" in lines[0] and "with distribution matching (2 iterations" in lines[0]
+    assert captured.err == ""
+    syn = load_set(out)
+    assert syn.method == "DistributionMatchingCondenser"
+    assert syn.X.shape == (10, 8, 8) and syn.y.tolist() == list(range(10))
+    assert syn.settings["iterations"] == 2 and syn.settings["batch_real"] == 16
+    assert syn.settings["augment"] is None and syn.settings["random_state"] == 4
+    # Options not given are DM's own defaults, not gradient matching's.
+    assert syn.settings["lr_syn"] == 1.0 and syn.settings["init"] == "real"
+    assert syn.settings["checkpoint_every"] == 100
+    assert len(syn.history["loss"]) == 2 and syn.normalization is not None
 
 
 @pytest.mark.parametrize("method, extra, cls", [
@@ -211,7 +231,13 @@ def test_help_is_complete(command, capsys):
     for option in HELP_OPTIONS[command]:
         assert option in text, f"{option} missing from {argv}"
     if command == "condense":
-        assert "(default: 1000)" in text and "(default: cos+l2)" in text
+        assert "(default: cos+l2)" in text and "dm: DistributionMatchingCondenser" in text
+        # Options condense and dm share name each method's default.
+        assert "(default: 1000 for condense, 20000 for dm)" in text
+        assert "(default: 0.1 for condense, 1.0 for dm)" in text
+        assert "(default: noise for condense, real for dm)" in text
+        assert "(default: none for condense, dsa for dm)" in text
+        assert "(default: 10 for condense, 100 for dm)" in text
 
 
 def test_version(capsys):
@@ -228,6 +254,21 @@ def test_version(capsys):
     (["condense", "--augment", "crop_blur", "--out", "x.npz"], "--augment"),
     (["condense", "--method", "random", "--augment", "dsa", "--out", "x.npz"], "does not apply"),
     (["condense", "--method", "random", "--match", "intra", "--out", "x.npz"], "does not apply"),
+    # Given at gradient matching's default value, still given: refused, not silently dropped.
+    (["condense", "--method", "random", "--iterations", "1000", "--out", "x.npz"],
+     "--iterations does not apply to --method random"),
+    (["condense", "--method", "herding", "--init", "real", "--out", "x.npz"],
+     "--init does not apply to --method herding"),
+    # Gradient matching's own options do not apply to distribution matching.
+    (["condense", "--method", "dm", "--match", "intra", "--out", "x.npz"],
+     "--match does not apply to --method dm"),
+    (["condense", "--method", "dm", "--lr-net", "0.1", "--out", "x.npz"],
+     "--lr-net does not apply to --method dm"),
+    (["condense", "--method", "dm", "--matching-steps", "2", "--network-steps", "1", "--distance", "cos",
+      "--schedule", "fixed", "--out", "x.npz"],
+     "--distance, --schedule, --matching-steps, --network-steps do not apply to --method dm"),
+    (["condense", "--method", "dm", "--features", "pixels", "--out", "x.npz"],
+     "--features does not apply to --method dm"),
     (["condense", "--data-dir", "somewhere", "--out", "x.npz"], "--data-dir"),
     (["condense", "--dataset", "cifar10", "--out", "x.npz"], "needs --data-dir"),
     (["condense"], "--out"),
@@ -243,13 +284,16 @@ def test_usage_errors_exit_2_with_one_line(argv, needle, tmp_path, capsys, monke
 
 
 # ----------------------------------------------------------------------------- options from the estimators
+#: Options of --method condense and dm whose default is the chosen method's estimator's.
+PER_METHOD = ["iterations", "lr_syn", "batch_real", "init", "augment", "checkpoint", "checkpoint_every"]
+
+
 def _estimator_options():
-    """(command, option, estimator class, parameter) of every option that sets an estimator's parameter."""
+    """(command, option, estimator class, parameter) of every option whose default is one estimator's."""
     from gradmatch import GradientMatchingCondenser, Herding
     from gradmatch.classifier import NetworkClassifier
 
-    condenser = ["ipc", "match", "distance", "schedule", "iterations", "matching_steps", "network_steps",
-                 "lr_syn", "lr_net", "batch_real", "init", "augment", "checkpoint", "checkpoint_every",
+    condenser = ["ipc", "match", "distance", "schedule", "matching_steps", "network_steps", "lr_net",
                  "model", "device"]
     return ([("condense", name, GradientMatchingCondenser, name) for name in condenser]
             + [("condense", name, Herding, name) for name in ("features", "feature_epochs")]
@@ -277,23 +321,74 @@ def test_cli_defaults_are_the_estimators_defaults(tmp_path):
         assert parsed[command][dest] == cls().get_params()[name], (command, dest)
     assert parsed["evaluate"]["models"] == inspect.signature(evaluate_set).parameters["n_models"].default
     assert parsed["evaluate"]["jobs"] == inspect.signature(evaluate_set).parameters["n_jobs"].default
+    # The options condense and dm share stand for "the chosen method's default" ...
+    assert all(parsed["condense"][dest] is None for dest in PER_METHOD)
+
+
+@pytest.mark.parametrize("method", ["condense", "dm"])
+def test_learned_methods_get_their_own_estimators_defaults(method):
+    """... so the estimator the command builds has its class's defaults in every parameter it does not set."""
+    from gradmatch import DistributionMatchingCondenser, GradientMatchingCondenser
+    from gradmatch.cli import _make_estimator, build_parser
+
+    cls = {"condense": GradientMatchingCondenser, "dm": DistributionMatchingCondenser}[method]
+    args = build_parser().parse_args(["condense", "--method", method, "--out", "x.npz", "--seed", "5", "--quiet"])
+    built = _make_estimator(args)
+    assert type(built) is cls
+    assert built.get_params() == {**cls().get_params(), "random_state": 5, "verbose": 0}
+    # Meaningful: the two methods' defaults differ in all but batch_real (and checkpoint: none).
+    gm, dm = GradientMatchingCondenser().get_params(), DistributionMatchingCondenser().get_params()
+    assert [n for n in PER_METHOD if gm[n] != dm[n]] == ["iterations", "lr_syn", "init", "augment",
+                                                        "checkpoint_every"]
+
+
+def test_dm_defaults_are_read_from_the_class(monkeypatch, capsys):
+    """The command line holds no copy of DM's defaults: change one, and the help and the estimator follow."""
+    from gradmatch import DistributionMatchingCondenser
+    from gradmatch.cli import _make_estimator, build_parser
+
+    monkeypatch.setitem(DistributionMatchingCondenser.__init__.__kwdefaults__, "iterations", 123)
+    args = build_parser().parse_args(["condense", "--method", "dm", "--out", "x.npz"])
+    assert _make_estimator(args).iterations == 123
+    assert main(["condense", "--help"]) == 0
+    assert "(default: 1000 for condense, 123 for dm)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_dm_options_reach_the_estimator(tmp_path):
+    from gradmatch.cli import _make_estimator, build_parser
+
+    args = build_parser().parse_args([
+        "condense", "--method", "dm", "--out", "x.npz", "--ipc", "3", "--iterations", "7", "--lr-syn", "0.5",
+        "--batch-real", "9", "--init", "noise", "--augment", "none", "--checkpoint", str(tmp_path / "ck"),
+        "--checkpoint-every", "4", "--model", "mlp", "--device", "cpu"])
+    params = _make_estimator(args).get_params()
+    assert {k: params[k] for k in ["ipc", *PER_METHOD, "model", "device"]} == dict(
+        ipc=3, iterations=7, lr_syn=0.5, batch_real=9, init="noise", augment=None,
+        checkpoint=str(tmp_path / "ck"), checkpoint_every=4, model="mlp", device="cpu")
 
 
 def test_cli_choices_are_the_declared_options():
     from sklearn.utils._param_validation import StrOptions
 
-    from gradmatch import GradientMatchingCondenser, Herding
+    from gradmatch import DistributionMatchingCondenser, GradientMatchingCondenser, Herding
     from gradmatch.classifier import NetworkClassifier
     from gradmatch.networks import list_models
+
+    def declared_options(cls, name):
+        return set().union(*(c.options for c in cls._parameter_constraints[name] if isinstance(c, StrOptions)))
 
     models = list_models()
     declared = [("condense", "--match", GradientMatchingCondenser, "match"),
                 ("condense", "--schedule", GradientMatchingCondenser, "schedule"),
-                ("condense", "--init", GradientMatchingCondenser, "init"),
                 ("condense", "--features", Herding, "features")]
     for command, option, cls, name in declared:
-        options = set().union(*(c.options for c in cls._parameter_constraints[name] if isinstance(c, StrOptions)))
-        assert set(_command_options(command)[option].choices) == options, option
+        assert set(_command_options(command)[option].choices) == declared_options(cls, name), option
+    # --init is condense's and dm's: it lists both declarations' options, and the chosen
+    # method's rule checks the value after parsing (test_bad_value_is_refused_by_the_declared_rule).
+    metavar = _command_options("condense")["--init"].metavar
+    assert metavar.startswith("{") and metavar.endswith("}")
+    assert set(metavar[1:-1].split(",")) == (declared_options(GradientMatchingCondenser, "init")
+                                             | declared_options(DistributionMatchingCondenser, "init"))
     for command, cls in (("condense", GradientMatchingCondenser), ("evaluate", NetworkClassifier)):
         choices = _command_options(command)["--model"].choices
         assert list(choices) == ["auto", *models]
@@ -313,6 +408,16 @@ def test_cli_choices_are_the_declared_options():
     (["condense", "--schedule", "cosine"], "--schedule", "'schedule' parameter"),
     (["condense", "--init", "zeros"], "--init", "'init' parameter"),
     (["condense", "--checkpoint-every", "0"], "--checkpoint-every", "'checkpoint_every' parameter"),
+    (["condense", "--augment", "crop_blur"], "--augment", "'augment' parameter of GradientMatchingCondenser"),
+    (["condense", "--method", "dm", "--iterations", "0"], "--iterations",
+     "'iterations' parameter of DistributionMatchingCondenser"),
+    (["condense", "--method", "dm", "--lr-syn", "-1"], "--lr-syn",
+     "'lr_syn' parameter of DistributionMatchingCondenser"),
+    (["condense", "--method", "dm", "--batch-real", "0"], "--batch-real", "'batch_real' parameter"),
+    (["condense", "--method", "dm", "--init", "zeros"], "--init", "'init' parameter of DistributionMatchingCondenser"),
+    (["condense", "--method", "dm", "--augment", "crop_blur"], "--augment",
+     "'augment' parameter of DistributionMatchingCondenser"),
+    (["condense", "--method", "dm", "--checkpoint-every", "0"], "--checkpoint-every", "'checkpoint_every' parameter"),
     (["condense", "--model", "resnet50"], "--model", "'model' parameter of GradientMatchingCondenser"),
     (["condense", "--device", "gpu7"], "--device", "unknown device"),
     (["condense", "--method", "herding", "--features", "edges"], "--features", "'features' parameter of Herding"),
@@ -342,6 +447,21 @@ def test_values_are_checked_by_the_estimators_current_rule(tmp_path, capsys, mon
     monkeypatch.setitem(GradientMatchingCondenser._parameter_constraints, "iterations", [Count(5)])
     assert main(["condense", "--iterations", "3", "--out", "x.npz"]) == 2
     assert "argument --iterations: " in _error_line(capsys.readouterr().err)
+
+
+def test_a_shared_option_is_checked_by_the_chosen_methods_rule(monkeypatch):
+    from gradmatch import DistributionMatchingCondenser
+    from gradmatch.cli import _check_method_options, _UsageError, build_parser
+    from gradmatch.parameters import Count
+
+    monkeypatch.setitem(DistributionMatchingCondenser._parameter_constraints, "iterations", [Count(5)])
+    for method, refused in (("condense", False), ("dm", True)):
+        args = build_parser().parse_args(["condense", "--method", method, "--iterations", "3", "--out", "x.npz"])
+        if refused:
+            with pytest.raises(_UsageError, match="argument --iterations: .*DistributionMatchingCondenser"):
+                _check_method_options(args)
+        else:
+            _check_method_options(args)
 
 
 def test_missing_set_file(tmp_path, capsys):
@@ -389,10 +509,13 @@ def _raise(exc):
     return fit
 
 
-def test_keyboard_interrupt_exits_130(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(gradmatch.GradientMatchingCondenser, "fit", _raise(KeyboardInterrupt()))
+@pytest.mark.parametrize("method, cls", [("condense", "GradientMatchingCondenser"),
+                                         ("dm", "DistributionMatchingCondenser")])
+def test_keyboard_interrupt_exits_130(tmp_path, capsys, monkeypatch, method, cls):
+    monkeypatch.setattr(getattr(gradmatch, cls), "fit", _raise(KeyboardInterrupt()))
     ckpt = tmp_path / "ckpt"
-    assert main(["condense", "--out", str(tmp_path / "x.npz"), "--checkpoint", str(ckpt), *TINY]) == 130
+    assert main(["condense", "--method", method, "--out", str(tmp_path / "x.npz"), "--checkpoint", str(ckpt),
+                 *TINY]) == 130
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("gradmatch: interrupted") and str(ckpt) in err
 

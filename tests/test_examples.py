@@ -93,6 +93,36 @@ def test_compare_printed_tables(compare_run):
     assert "DSA strategy color_crop_cutout_scale_rotate; the +dsa sets are evaluated with it for 3 epochs" in lines
 
 
+def test_compare_dm_at_a_tiny_budget(compare, tmp_path, capsys):
+    """dm: DM's published settings with DSA (no flip on digits), evaluated the DSA way, --dm-iterations long."""
+    out = tmp_path / "out"
+    assert compare.main(["--methods", "dm", "--dm-iterations", "2", "--iterations", "5", "--repeats", "1",
+                         "--eval-models", "1", "--epochs", "1", "--dsa-epochs", "2", "--jobs", "1",
+                         "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "; dm 2 iterations" in stdout.splitlines()[1]
+    assert "DSA strategy color_crop_cutout_scale_rotate; the dm sets are evaluated with it for 2 epochs" in stdout
+    record = json.loads((out / "digits_ipc1.json").read_text())
+    assert record["settings"]["methods"] == ["dm"] and record["settings"]["dm_iterations"] == 2
+    dm = record["methods"]["dm"]
+    assert dm["label"] == "DM" and dm["n"] == 1 and 0.0 <= dm["mean"] <= 1.0
+    assert dm["settings"] == dict(init="real", lr_syn=1.0, momentum_syn=0.5, batch_real=256,
+                                  augment="color_crop_cutout_scale_rotate", iterations=2)
+    assert dm["iterations_run"] == [2]
+    assert dm["eval_epochs"] == 2 and dm["eval_augment"] == "color_crop_cutout_scale_rotate"
+    reducer = compare.make_reducer("dm", 1, 0, 2, "auto", "cpu", "color_crop_cutout_scale_rotate")
+    assert type(reducer).__name__ == "DistributionMatchingCondenser"
+    assert (reducer.iterations, reducer.augment, reducer.init, reducer.lr_syn) == (
+        2, "color_crop_cutout_scale_rotate", "real", 1.0)
+
+
+def test_compare_runs_dm_only_when_named(compare):
+    _, args = compare.parse_args([])
+    assert "dm" not in args.methods
+    _, args = compare.parse_args(["--methods", "md", "dm"])
+    assert args.methods == ["md", "dm"]
+
+
 def test_compare_skips_schedule_variants_at_ipc1(compare):
     parser, args = compare.parse_args(["--methods", "md", "mda", "mdo"])
     assert args.methods == ["md"] and args.skipped == ["mda", "mdo"]
@@ -102,9 +132,12 @@ def test_compare_skips_schedule_variants_at_ipc1(compare):
 
 def test_compare_budget_presets_and_overrides(compare):
     _, args = compare.parse_args([])
-    assert (args.iterations, args.repeats, args.eval_models, args.epochs) == (50, 2, 4, 300)
+    assert (args.iterations, args.dm_iterations, args.repeats, args.eval_models, args.epochs) == (50, 50, 2, 4, 300)
     _, args = compare.parse_args(["--budget", "paper", "--eval-models", "7"])
-    assert (args.iterations, args.repeats, args.eval_models, args.epochs) == (1000, 2, 7, 300)
+    assert (args.iterations, args.dm_iterations, args.repeats, args.eval_models, args.epochs) == (
+        1000, 20000, 2, 7, 300)
+    _, args = compare.parse_args(["--budget", "paper", "--dm-iterations", "300"])
+    assert (args.iterations, args.dm_iterations) == (1000, 300)
 
 
 def test_compare_methods_match_the_benchmark(compare):
@@ -118,6 +151,7 @@ def test_compare_methods_match_the_benchmark(compare):
     (["--methods", "random", "nope"], "unknown method 'nope'"),
     (["--dataset", "cifar"], "unknown dataset 'cifar'"),
     (["--iterations", "0"], "expected a positive integer"),
+    (["--dm-iterations", "0"], "expected a positive integer"),
     (["--ipc", "1000"], "more than the smallest class"),
     (["--data-dir", "/tmp"], "digits ships with scikit-learn"),
 ])
@@ -145,7 +179,7 @@ def test_compare_unknown_method_from_the_command_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         "compare_coresets.py: error: unknown method 'bogus': choose from random, herding, dc, m, md, mda, mdo, "
-        "dc+dsa, md+dsa, mda+dsa")
+        "dc+dsa, md+dsa, mda+dsa, dm")
     assert "Traceback" not in proc.stderr
 
 
