@@ -21,10 +21,27 @@ time of a matching step in each precision (torch.profiler, self CPU time).
 The data are random (seeded): the cost of a step does not depend on pixel
 values. Results go to ``--out`` as JSON and a markdown table.
 
+``--dm`` measures instead, through the public estimators only (each fit's
+``history_["seconds"]``), the seconds per iteration of
+:class:`gradmatch.DistributionMatchingCondenser` (its defaults: real
+initialisation, DSA, batch_real = 256) beside a gradient-matching iteration
+(:class:`gradmatch.GradientMatchingCondenser`'s MD settings, multilevel and
+cos+l2, with DC's ``"fixed"`` schedule and with ``"adaptive"``) at ipc 1, 10
+and 50 on the same data: real Fashion-MNIST when ``--data-dir`` holds it,
+else random data of its shape (the output says which). Each figure is the
+median over ``--dm-repeats`` / ``--gm-repeats`` iterations after
+``--warmup`` untimed ones, with the ratio GM / DM. A gradient-matching
+iteration at ipc 50 takes many minutes on a CPU, so where DC's T > 1 it is
+*estimated* from its parts unless ``--gm-full`` is given (the output says
+so): T x a matching step (a 1-step iteration) + N x a network step (from a
+2-step fixed iteration less two matching steps), N being the schedule's
+network steps per iteration. Results go to ``benchmarks/results/speed-dm``.
+
 Usage::
 
     python benchmarks/speed.py                       # everything (~10 min on 2 cores)
     python benchmarks/speed.py --skip-ipc10          # the matching-step ratio only
+    python benchmarks/speed.py --dm                  # DM beside GM at ipc 1, 10, 50 (~5-8 min on 2 cores)
 """
 
 from __future__ import annotations
@@ -47,7 +64,7 @@ from gradmatch.data import ClassPools, Normalization
 from gradmatch.distances import make_distance
 from gradmatch.engine import CondensationLoop, LoopSettings, class_gradients
 from gradmatch.networks import ConvNet
-from gradmatch.schedules import default_loops, make_schedule
+from gradmatch.schedules import default_loops, make_schedule, total_network_steps
 
 N_CLASSES = 10
 SHAPE = (1, 28, 28)
@@ -159,10 +176,166 @@ def time_iteration(pools: ClassPools, ipc: int, schedule: str, precision: str = 
             "matching_steps": loop.settings.matching_steps}
 
 
+# ----------------------------------------------------------------------------- --dm
+#: The ipcs of the DM comparison.
+DM_IPCS = (1, 10, 50)
+
+
+def dm_data(per_class: int, data_dir: str | None, random_data: bool):
+    """``(X, y, source)``: Fashion-MNIST's first ``per_class`` training images per class
+    (all with 0), or seeded random images of its shape when the files are missing or
+    ``random_data``; ``source`` says which (and why random)."""
+    import numpy as np
+
+    from gradmatch.datasets import FASHION_MNIST_DIR, DatasetError, load_fashion_mnist
+
+    reason = "--random-data"
+    if not random_data:
+        try:
+            (X, y), _ = load_fashion_mnist(data_dir or FASHION_MNIST_DIR)
+        except DatasetError:
+            reason = f"no readable Fashion-MNIST IDX files in {data_dir or FASHION_MNIST_DIR}"
+        else:
+            if per_class > 0:
+                keep = np.concatenate([np.flatnonzero(y == c)[:per_class] for c in range(N_CLASSES)])
+                X, y = X[keep], y[keep]
+            return X, y, f"Fashion-MNIST training images ({len(y)}: {len(y) // N_CLASSES} per class)"
+    n = per_class if per_class > 0 else 6000  # Fashion-MNIST's
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (N_CLASSES * n,) + SHAPE[1:], dtype=np.uint8)
+    y = np.repeat(np.arange(N_CLASSES), n)
+    return X, y, f"random images of Fashion-MNIST's shape ({len(y)}: {n} per class; {reason})"
+
+
+def fit_history(estimator, X, y, warmup: int) -> dict:
+    """Fit ``estimator`` and return its per-iteration ``history_`` after ``warmup`` iterations."""
+    estimator.fit(X, y)
+    return {key: list(values[warmup:]) for key, values in estimator.history_.items()}
+
+
+def time_dm(X, y, ipc: int, args) -> dict:
+    """Seconds per DM iteration at ``ipc`` (its defaults), median after the warm-up."""
+    from gradmatch import DistributionMatchingCondenser
+
+    dm = DistributionMatchingCondenser(ipc=ipc, iterations=args.warmup + args.dm_repeats,
+                                       batch_real=args.batch_real, device=args.device, random_state=0)
+    seconds = fit_history(dm, X, y, args.warmup)["seconds"]
+    return {"seconds": statistics.median(seconds), "all": seconds}
+
+
+def time_gm(X, y, ipc: int, args) -> dict:
+    """Seconds per gradient-matching iteration at ``ipc``, fixed and adaptive (MD's settings).
+
+    Where DC's T is 1 an iteration is one matching step and no network step,
+    the same under both schedules: it is timed once. Otherwise, with
+    ``args.gm_full`` whole iterations of each schedule are timed; without, an
+    iteration is estimated as T x a (a 1-step iteration) + N x b (a 2-step
+    fixed iteration, less 2 a, per network step it ran), N being each
+    schedule's network steps per iteration.
+    """
+    from gradmatch import GradientMatchingCondenser
+
+    steps, zeta = default_loops(ipc)
+
+    def run(schedule: str, matching_steps: int | None = None) -> dict:
+        gm = GradientMatchingCondenser(ipc=ipc, match="multilevel", distance="cos+l2", schedule=schedule,
+                                       matching_steps=matching_steps, iterations=args.warmup + args.gm_repeats,
+                                       batch_real=args.batch_real, device=args.device, random_state=0)
+        return fit_history(gm, X, y, args.warmup)
+
+    out = {"T": steps, "zeta": zeta}
+    if steps == 1:
+        hist = run("fixed")
+        s = statistics.median(hist["seconds"])
+        out.update(timed="whole iterations (T=1: one matching step, alike in both schedules)",
+                   estimated=False, matching_step_s=s, all=hist["seconds"])
+        for schedule in ("fixed", "adaptive"):
+            out[schedule] = {"seconds": s, "network_steps": 0}
+        return out
+    if args.gm_full:
+        out.update(timed="whole iterations", estimated=False)
+        for schedule in ("fixed", "adaptive"):
+            hist = run(schedule)
+            out[schedule] = {"seconds": statistics.median(hist["seconds"]), "all": hist["seconds"],
+                             "network_steps": int(statistics.median(hist["network_steps"]))}
+        return out
+    one = run("fixed", matching_steps=1)
+    two = run("fixed", matching_steps=2)
+    a = statistics.median(one["seconds"])
+    n_two = int(statistics.median(two["network_steps"]))
+    b = max(0.0, (statistics.median(two["seconds"]) - 2 * a) / n_two) if n_two else 0.0
+    out.update(timed=f"estimated from its steps (T={steps})", estimated=True,
+               matching_step_s=a, network_step_s=b, one_step_all=one["seconds"], two_step_all=two["seconds"],
+               two_step_network_steps=n_two)
+    for schedule in ("fixed", "adaptive"):
+        n = total_network_steps(make_schedule(schedule, zeta), steps)
+        out[schedule] = {"seconds": steps * a + n * b, "network_steps": n}
+    return out
+
+
+def run_dm(args) -> int:
+    """``--dm``: DM and gradient matching per iteration at each ipc, in one run."""
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    machine = machine_info(str(device))
+    X, y, source = dm_data(args.per_class, args.data_dir, args.random_data)
+    settings = {"classes": N_CLASSES, "input": list(SHAPE), "model": "ConvNet (DC)", "data": source,
+                "ipcs": args.ipcs, "batch_real": args.batch_real, "warmup": args.warmup,
+                "dm_repeats": args.dm_repeats, "gm_repeats": args.gm_repeats, "gm_full": args.gm_full,
+                "dm": "DistributionMatchingCondenser defaults (init='real', augment='dsa', lr_syn=1.0)",
+                "gm": "GradientMatchingCondenser(match='multilevel', distance='cos+l2'), schedule fixed and "
+                      "adaptive, DC's T and zeta"}
+    print("settings:", json.dumps(settings))
+    print("machine: ", json.dumps(machine))
+    print(f"data: {source}", flush=True)
+    rows = []
+    for ipc in args.ipcs:
+        dm = time_dm(X, y, ipc, args)
+        print(f"ipc {ipc}: DM iteration {dm['seconds']:.3f} s", flush=True)
+        gm = time_gm(X, y, ipc, args)
+        row = {"ipc": ipc, "dm_s": dm["seconds"], "dm_all": dm["all"], "gm": gm,
+               "gm_fixed_s": gm["fixed"]["seconds"], "gm_adaptive_s": gm["adaptive"]["seconds"],
+               "gm_estimated": gm["estimated"],
+               "fixed_over_dm": gm["fixed"]["seconds"] / dm["seconds"],
+               "adaptive_over_dm": gm["adaptive"]["seconds"] / dm["seconds"],
+               "dm_iterations_per_hour": 3600.0 / dm["seconds"]}
+        rows.append(row)
+        print(f"ipc {ipc}: GM iteration fixed {row['gm_fixed_s']:.2f} s, adaptive {row['gm_adaptive_s']:.2f} s "
+              f"({gm['timed']}); GM / DM: fixed {row['fixed_over_dm']:.1f}, adaptive "
+              f"{row['adaptive_over_dm']:.1f}", flush=True)
+    table = ["| ipc | DM iteration (s) | DM iterations per hour | GM fixed (s) | GM adaptive (s) "
+             "| GM fixed / DM | GM adaptive / DM | GM timed as |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        mark = " (est.)" if r["gm_estimated"] else ""
+        table.append(f"| {r['ipc']} | {r['dm_s']:.3f} | {r['dm_iterations_per_hour']:.0f} | "
+                     f"{r['gm_fixed_s']:.2f}{mark} | {r['gm_adaptive_s']:.2f}{mark} | {r['fixed_over_dm']:.1f} | "
+                     f"{r['adaptive_over_dm']:.1f} | {r['gm']['timed']} |")
+    estimated = [r for r in rows if r["gm_estimated"]]
+    notes = [f"Data: {source}.",
+             f"DM: median of {args.dm_repeats} iterations after {args.warmup} warm-up; GM: median of "
+             f"{args.gm_repeats} after {args.warmup}."]
+    if estimated:
+        notes.append("(est.): not a whole GM iteration, which takes minutes on a CPU at ipc 10 and 50, but "
+                     "T x a matching step (timed as a 1-step iteration) + N x a network step (a 2-step fixed "
+                     "iteration less two matching steps, per network step), N the schedule's network steps "
+                     "per iteration: " + "; ".join(
+                         f"ipc {r['ipc']}: T={r['gm']['T']}, a={r['gm']['matching_step_s']:.2f} s, "
+                         f"b={r['gm']['network_step_s']:.3f} s, N fixed={r['gm']['fixed']['network_steps']}, "
+                         f"N adaptive={r['gm']['adaptive']['network_steps']}" for r in estimated)
+                     + ". `--gm-full` times whole iterations instead.")
+    header = (f"Machine: {describe(machine)}. Seconds per outer iteration of distribution matching (DM) "
+              "and of gradient matching (GM, MD's settings), and their ratio.\n\n")
+    text = header + "\n".join(table) + "\n\n" + "\n".join(notes)
+    print(text)
+    write_results(args.out or "benchmarks/results/speed-dm",
+                  {"settings": settings, "machine": machine, "rows": rows}, text)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="timed matching steps (median)")
-    parser.add_argument("--per-class", type=int, default=600, help="real images per class")
+    parser.add_argument("--per-class", type=int, default=600, help="real images per class (--dm: 0 = all)")
     parser.add_argument("--skip-ipc10", action="store_true", help="skip the ipc-10 iterations")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precisions", nargs="+", default=["float32", "bf16"],
@@ -171,8 +344,27 @@ def main(argv=None) -> int:
                              "real-gradient pass through torch.compile (compiled during the warm-up)")
     parser.add_argument("--profile", action="store_true", help="profile one matching step per precision")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--out", default="benchmarks/results/speed", help="output path without extension")
+    parser.add_argument("--out", default=None, help="output path without extension (default "
+                        "benchmarks/results/speed, with --dm benchmarks/results/speed-dm)")
+    dm = parser.add_argument_group("--dm: distribution matching beside gradient matching")
+    dm.add_argument("--dm", action="store_true", help="run only the DM comparison (see above)")
+    dm.add_argument("--ipcs", type=int, nargs="+", default=list(DM_IPCS), help="images per class (default 1 10 50)")
+    dm.add_argument("--dm-repeats", type=int, default=5, help="timed DM iterations per ipc (median)")
+    dm.add_argument("--gm-repeats", type=int, default=2, help="timed GM iterations per fit (median)")
+    dm.add_argument("--warmup", type=int, default=1, help="untimed first iterations of every fit")
+    dm.add_argument("--gm-full", action="store_true", help="time whole GM iterations at every ipc (slow: "
+                    "minutes each at ipc 10 and 50 on a CPU) instead of estimating them from their steps")
+    dm.add_argument("--batch-real", type=int, default=256, help="real images per class per step")
+    dm.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX folder (default gradmatch's)")
+    dm.add_argument("--random-data", action="store_true", help="random images of Fashion-MNIST's shape")
     args = parser.parse_args(argv)
+    if args.dm:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        if min(args.dm_repeats, args.gm_repeats) < 1 or args.warmup < 0 or min(args.ipcs) < 1:
+            parser.error("--dm-repeats, --gm-repeats and --ipcs must be >= 1, --warmup >= 0")
+        return run_dm(args)
+    args.out = args.out or "benchmarks/results/speed"
 
     if args.threads:
         torch.set_num_threads(args.threads)

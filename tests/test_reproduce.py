@@ -30,14 +30,21 @@ def test_smoke_budget_runs_saves_cells_and_resumes(tmp_path):
     first = run("--budget", "smoke", "--out", str(out), cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     cells = sorted(p.stem for p in (out / "cells").glob("*.json"))
-    assert cells == ["ipc1-dc", "ipc1-herding", "ipc1-md", "ipc1-md+dsa", "ipc1-md@dsa-eval",
+    assert cells == ["ipc1-dc", "ipc1-dm", "ipc1-herding", "ipc1-md", "ipc1-md+dsa", "ipc1-md@dsa-eval",
                      "ipc1-random", "ipc1-random@spread", "whole-1ep"]
     # Every set made is saved, and the DSA re-evaluation cell reuses MD's.
     sets = sorted(p.name for p in (out / "sets").glob("*.npz"))
-    assert sets == sorted([f"ipc1-{m}-set0.npz" for m in ("dc", "herding", "md", "md+dsa", "random")]
+    assert sets == sorted([f"ipc1-{m}-set0.npz" for m in ("dc", "dm", "herding", "md", "md+dsa", "random")]
                           + ["ipc1-random-set1.npz"])  # the Random investigation's second selection
     reused = json.loads((out / "cells" / "ipc1-md@dsa-eval.json").read_text())
     assert reused["budget"]["reuse_sets"] and reused["budget"]["eval_augment"] == "dsa"
+    # Distribution matching's set is made by its own estimator and evaluated DSA's way.
+    dm = json.loads((out / "cells" / "ipc1-dm.json").read_text())
+    assert dm["budget"]["eval_augment"] == "dsa" and dm["budget"]["iterations"] == 2 and len(dm["sets"]) == 1
+    from gradmatch.io import load_set
+    dm_set = load_set(out / "sets" / "ipc1-dm-set0.npz")
+    assert dm_set.method == "DistributionMatchingCondenser" and dm_set.settings["iterations"] == 2
+    assert len(dm_set.history["seconds"]) == 2 and dm_set.settings["init"] == "real"
     assert "reuse_sets" not in json.loads((out / "cells" / "ipc1-dc.json").read_text())["budget"]
     record = json.loads((out / "cells" / "ipc1-md.json").read_text())
     assert record["budget"]["iterations"] == 2 and len(record["sets"]) == 1
@@ -51,8 +58,9 @@ def test_smoke_budget_runs_saves_cells_and_resumes(tmp_path):
     assert first.stdout.count("ipc1-random@spread set") == 1  # only the new selection ran
     tables = (out / "tables.md").read_text()
     assert "Investigation: the Random baseline" in tables and "selections done: 2 of 2" in tables
-    for heading in ("Table 1", "Table 2", "Table 3", "Ordering at ipc 1", "with DSA"):
+    for heading in ("Table 1", "Table 2", "Table 3", "Ordering at ipc 1", "with DSA", "distribution matching"):
         assert heading in tables
+    assert "| dm | 1 | 2 | 1 x 1 | DSA, 5 epochs | " in tables
     assert "| Ours-MD |" in tables and "71.4" in tables  # ours beside the paper's figure
     assert "| DC+DSA |" in tables and "70.6" in tables and "| md+dsa vs md |" in tables
     for png in ("ipc1-table3.png", "ipc1-sets.png"):
@@ -91,3 +99,71 @@ def test_whole_set_reference_runs_alone(tmp_path):
     record = json.loads((out / "cells" / "whole-1ep.json").read_text())
     assert record["epochs"] == 1 and 0.0 <= record["accuracies"][0] <= 1.0
     assert "| Whole training set | ours " in (out / "tables.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def reproduce():
+    """The package benchmarks/reproduce/, imported from benchmarks/ as its command line does."""
+    import importlib
+
+    folder = str(ROOT / "benchmarks")
+    sys.path.insert(0, folder)
+    try:
+        package = importlib.import_module("reproduce")
+        for name in ("budgets", "methods", "paper", "runner"):
+            importlib.import_module(f"reproduce.{name}")
+        yield package
+    finally:
+        sys.path.remove(folder)
+
+
+def test_cpu_budget_has_dm_cells_evaluated_dsa_way(reproduce):
+    budgets = reproduce.budgets
+    cells = {c.key: c for c in budgets.make_budget("cpu").cells}
+    expected = {1: budgets.DM_ITERATIONS_IPC1, 10: budgets.DM_ITERATIONS_IPC10, 50: budgets.DM_ITERATIONS_IPC50}
+    for ipc, iterations in expected.items():
+        cell = cells[f"ipc{ipc}-dm"]
+        assert (cell.method, cell.ipc, cell.iterations, cell.sets) == ("dm", ipc, iterations, 1)
+        assert 3 <= cell.models <= 5 and cell.indicative
+        # DSA's evaluation protocol, with the epochs of the budget's other DSA cells.
+        assert cell.eval_augment == "dsa" and cell.epochs == reproduce.paper.DSA_EVAL_EPOCHS
+        assert cell.epochs == cells["ipc10-mda+dsa"].epochs
+        assert not cell.reuse_sets and cell.extends is None and cell.set_stem == f"ipc{ipc}-dm"
+    # The smoke budget makes one set of every kind of cell, DM's included.
+    smoke = {c.key: c for c in budgets.make_budget("smoke").cells}
+    assert smoke["ipc1-dm"].eval_augment == "dsa" and smoke["ipc1-dm"].sets == 1
+
+
+def test_a_dm_cell_builds_dm_with_its_published_settings_and_the_cells_k(reproduce, tmp_path):
+    from gradmatch import DistributionMatchingCondenser
+    from gradmatch.augment import DSA_STRATEGY
+
+    cells = {c.key: c for c in reproduce.budgets.make_budget("cpu").cells}
+    cell = cells["ipc10-dm"]
+    reducer = reproduce.runner.make_reducer(cell, 1000, 0, tmp_path)
+    assert isinstance(reducer, DistributionMatchingCondenser)
+    params = reducer.get_params()
+    assert (params["ipc"], params["iterations"], params["random_state"]) == (10, cell.iterations, 1000)
+    assert params["init"] == "real" and params["augment"] == DSA_STRATEGY == "color_crop_cutout_flip_scale_rotate"
+    assert (params["lr_syn"], params["momentum_syn"], params["batch_real"]) == (1.0, 0.5, 256)
+    assert params["checkpoint"] == tmp_path and params["checkpoint_every"] == 100
+    # A short run checkpoints every tenth of it; every method name resolves to one estimator.
+    assert reproduce.runner.make_reducer(reproduce.budgets.Cell("dm", 1, 30, 1, 1, 5), 0, 0).checkpoint_every == 3
+    assert "dm" not in reproduce.methods.CONDENSERS and reproduce.runner.cannot_run_here(cell) is None
+
+
+def test_dm_settings_match_the_compare_example(reproduce):
+    """examples/compare_coresets.py's dm is the benchmark's, its DSA strategy chosen per dataset."""
+    import importlib.util
+
+    from gradmatch.augment import DSA_STRATEGY
+
+    spec = importlib.util.spec_from_file_location("compare_coresets_for_dm", ROOT / "examples" / "compare_coresets.py")
+    example = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = example  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(example)
+    finally:
+        del sys.modules[spec.name]
+    assert reproduce.methods.DISTRIBUTION_MATCHING["dm"] == dict(example.DM_SETTINGS, augment=DSA_STRATEGY)
+    assert example.dsa_strategy("fashion-mnist") == DSA_STRATEGY

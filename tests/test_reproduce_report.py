@@ -27,15 +27,15 @@ def reproduce():
     sys.path.insert(0, folder)
     try:
         package = importlib.import_module("reproduce")
-        for name in ("budgets", "report", "runner"):
+        for name in ("budgets", "methods", "report", "runner"):
             importlib.import_module(f"reproduce.{name}")
         yield package
     finally:
         sys.path.remove(folder)
 
 
-def write_cell(out: Path, key: str, set_accuracies: list[list[float]]) -> None:
-    sets = [{"seed": 1000 * i, "accuracies": accs, "fit_seconds": 1.0, "eval_seconds": 1.0}
+def write_cell(out: Path, key: str, set_accuracies: list[list[float]], fit_seconds: float = 1.0) -> None:
+    sets = [{"seed": 1000 * i, "accuracies": accs, "fit_seconds": fit_seconds, "eval_seconds": 1.0}
             for i, accs in enumerate(set_accuracies)]
     (out / "cells").mkdir(parents=True, exist_ok=True)
     (out / "cells" / f"{key}.json").write_text(json.dumps({"key": key, "budget": {}, "sets": sets}))
@@ -171,6 +171,61 @@ def test_a_saved_set_is_reused_only_for_its_own_configuration(reproduce, tmp_pat
     assert reproduce.runner.saved_set_of(tmp_path / "none.npz", RandomCoreset(ipc=2, random_state=0), "digits") is None
     path.write_bytes(b"not a set")  # a corrupt file is refitted, not trusted
     assert reproduce.runner.saved_set_of(path, RandomCoreset(ipc=2, random_state=0), "digits") is None
+
+
+def dm_section(text: str) -> str:
+    start = text.index("## Beyond the paper: distribution matching")
+    end = text.find("\n## ", start + 1)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def test_dm_section_without_records(reproduce, tmp_path):
+    budget = reproduce.budgets.make_budget("cpu")
+    text = reproduce.report.report_text(budget, tmp_path)
+    section = dm_section(text)
+    # Every DM cell is listed, not yet run, with the paper's missing Fashion-MNIST figure as '-'.
+    for ipc, k, models in ((1, reproduce.budgets.DM_ITERATIONS_IPC1, 5), (10, reproduce.budgets.DM_ITERATIONS_IPC10, 3),
+                           (50, reproduce.budgets.DM_ITERATIONS_IPC50, 3)):
+        assert f"| dm | {ipc} | {k} | 1 x {models} | DSA, 1000 epochs | (not run) |  | - |" in section
+    assert "The DM paper reports no Fashion-MNIST figure (CIFAR-10: 26.0 at ipc 1, 48.9 at ipc 10, 63.0 at ipc 50)" \
+        in section
+    # At ipc 10, DM beside MD's (and MDA+DSA's) cell, none of them run yet.
+    assert table_row(section, "DM (dm)")[1:4] == [str(reproduce.budgets.DM_ITERATIONS_IPC10), "DSA, 1000 epochs",
+                                                  "(not run)"]
+    assert table_row(section, "Ours-MD (md)")[1:4] == ["10", "no augmentation, 300 epochs", "(not run)"]
+    assert table_row(section, "dm vs md")[1] == "(not run)"
+    # DM's cells add no ipc-50 column to the gradient-matching tables, nor their K to its indicative note.
+    assert "ipc 50 ours" not in text and "| Ours-MD | " in text
+    assert "Indicative cells (ipc 10: K=10, against the paper's K=1000)" in text
+
+
+def test_dm_section_with_records(reproduce, tmp_path):
+    budget = reproduce.budgets.make_budget("cpu")
+    write_cell(tmp_path, "ipc1-dm", [[0.70, 0.71, 0.72, 0.71, 0.71]], fit_seconds=3500.0)
+    write_cell(tmp_path, "ipc10-dm", [[0.80, 0.81, 0.82]], fit_seconds=3600.0)
+    write_cell(tmp_path, "ipc10-md", [[0.74, 0.74, 0.75], [0.73, 0.73, 0.74]], fit_seconds=1950.0)
+    write_cell(tmp_path, "ipc10-mda+dsa", [[0.76, 0.76, 0.76]], fit_seconds=1022.0)
+    section = dm_section(reproduce.report.report_text(budget, tmp_path))
+    assert "| dm | 1 | " in section and "| 71.0 +- 0.6 | 3500 | - |" in section
+    assert "| 81.0 +- 0.8 | 3600 | - |" in section
+    assert f"| dm | 50 | {reproduce.budgets.DM_ITERATIONS_IPC50} | 1 x 3 | DSA, 1000 epochs | (not run) |" in section
+    # Accuracy, set means and each fit's seconds side by side at ipc 10.
+    assert table_row(section, "DM (dm)")[3:] == ["81.0 +- 0.8", "81.0", "3600"]
+    assert table_row(section, "Ours-MD (md)")[3:] == ["73.8 +- 0.7", "74.3, 73.3", "1950, 1950"]
+    assert table_row(section, "Ours-MDA+DSA (mda+dsa)")[3:] == ["76.0 +- 0.0", "76.0", "1022"]
+    row = table_row(section, "dm vs md")
+    assert row[1] == "+7.2" and row[3] == "yes" and row[5] == "yes"
+    assert table_row(section, "dm vs mda+dsa")[1] == "+5.0"
+
+
+def test_dm_section_only_where_the_budget_has_dm(reproduce, tmp_path):
+    budget = reproduce.budgets.make_budget("cpu")
+    budget.cells = [c for c in budget.cells if c.method != "dm"]
+    assert "distribution matching" not in reproduce.report.report_text(budget, tmp_path)
+    # The smoke budget has DM at ipc 1 only: its table, without the ipc-10 comparison.
+    smoke = reproduce.report.report_text(reproduce.budgets.make_budget("smoke"), tmp_path)
+    assert "| dm | 1 | 2 | 1 x 1 | DSA, 5 epochs | (not run) |" in dm_section(smoke)
+    assert "DM (dm)" not in smoke
 
 
 def test_the_committed_report_is_the_committed_records_report(reproduce):

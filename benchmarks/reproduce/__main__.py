@@ -12,13 +12,15 @@ Budgets
 -------
 smoke   seconds, on scikit-learn digits (used by the test suite)
 cpu     Fashion-MNIST at K = 100 (ipc 1) and K = 10 (ipc 10, indicative);
-        about 10 hours on 2 CPU cores
+        about 10 hours on 2 CPU cores; then distribution matching at ipc 1,
+        10 and 50 (ipc1-dm, ipc10-dm, ipc50-dm), about an hour's fit each
 paper   the full protocol (K = 1000, 2 sets x 50 models), for a GPU
 
 Usage::
 
     python benchmarks/reproduce --budget cpu                 # run / resume everything
     python benchmarks/reproduce --budget cpu --cells ipc1-dc ipc1-md
+    python benchmarks/reproduce --budget cpu --cells ipc10-dm       # one distribution-matching cell
     python benchmarks/reproduce --budget cpu --cells whole    # the whole-training-set reference
     python benchmarks/reproduce --budget cpu --report        # tables from what is done
 """

@@ -12,7 +12,9 @@ cpu     Fashion-MNIST; every ipc-1 cell at K = 100 with 2 sets x 5 models for
         ipc-10 cells for DC, MD and MDA only at K = 10 with 1 set x 3 models
         (indicative); beyond the paper, DC+DSA and MD+DSA at ipc 1 and MDA+DSA
         at ipc 10 (evaluated DSA's way), MD's sets re-evaluated DSA's way, and
-        MD with precision="bf16" at ipc 1 and 10; about 10 hours on 2 CPU cores
+        MD with precision="bf16" at ipc 1 and 10; about 10 hours on 2 CPU cores;
+        then distribution matching (DM) at ipc 1, 10 and 50, 1 set each
+        evaluated DSA's way, K set so that each fit takes about an hour
 paper   the full protocol (K = 1000, 2 sets x 50 models), for a GPU
 """
 
@@ -30,6 +32,13 @@ LONGER_ITERATIONS = 200
 WHOLE_KEY = "whole"
 #: Names of the budgets :func:`make_budget` knows.
 BUDGET_NAMES = ("smoke", "cpu", "paper")
+#: Iterations of the cpu budget's distribution-matching cells, one per cell,
+#: each meant to make its fit take about an hour on a 2-core CPU (DM's paper
+#: runs 20,000). Placeholders, to be set from the "DM iterations per hour"
+#: column of ``python benchmarks/speed.py --dm`` before the cells are run.
+DM_ITERATIONS_IPC1 = 2000
+DM_ITERATIONS_IPC10 = 1000
+DM_ITERATIONS_IPC50 = 500
 
 
 @dataclass
@@ -132,12 +141,13 @@ def smoke_budget() -> Budget:
     cells = [Cell(m, 1, 2, 1, 1, 5) for m in ("random", "herding", "dc", "md")]
     cells += [Cell("md+dsa", 1, 2, 1, 1, 5, eval_augment="dsa"),
               Cell("md@dsa-eval", 1, 2, 1, 1, 5, eval_augment="dsa", reuse_sets=True),
-              Cell("random@spread", 1, 2, 2, 1, 5, extends="ipc1-random")]
+              Cell("random@spread", 1, 2, 2, 1, 5, extends="ipc1-random"),
+              Cell("dm", 1, 2, 1, 1, 5, eval_augment="dsa")]
     return Budget("smoke", "digits", cells, whole_epochs=1, eval_jobs=1, herding_feature_epochs=1)
 
 
 def cpu_budget() -> Budget:
-    """Fashion-MNIST on a 2-core CPU: ipc 1 at K = 100, indicative ipc-10 cells at K = 10."""
+    """Fashion-MNIST on a 2-core CPU: ipc 1 at K = 100, indicative ipc-10 cells at K = 10, and DM."""
     t13, t2_only = _table_methods()
     # The headline cells first (Table 3's ordering, then DSA's question), so
     # that a run spread over sessions answers them earliest.
@@ -169,6 +179,13 @@ def cpu_budget() -> Budget:
     # Investigation: intra- against inter-class matching at twice the
     # iterations, one set of each with the seed of its first set.
     cells += [Cell(f"{m}@k{LONGER_ITERATIONS}", 1, LONGER_ITERATIONS, 1, 5, 300) for m in ("dc", "inter")]
+    # Beyond the paper: distribution matching (DM), about an hour of fitting
+    # per cell, one set each, evaluated DSA's way (DM's protocol) with as many
+    # networks as the other cells at that ipc.
+    dm = dict(indicative=True, eval_augment="dsa")
+    cells += [Cell("dm", 1, DM_ITERATIONS_IPC1, 1, 5, DSA_EVAL_EPOCHS, **dm),
+              Cell("dm", 10, DM_ITERATIONS_IPC10, 1, 3, DSA_EVAL_EPOCHS, **dm),
+              Cell("dm", 50, DM_ITERATIONS_IPC50, 1, 3, DSA_EVAL_EPOCHS, **dm)]
     return Budget("cpu", "fashion-mnist", cells, whole_epochs=2)
 
 

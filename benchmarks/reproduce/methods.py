@@ -3,13 +3,16 @@
 A condensing method maps to keyword arguments of
 :class:`gradmatch.GradientMatchingCondenser`; the paper's variants (``dc``,
 ``m``, ``md``, ``mdo``, ``mda``) are the library's own
-:data:`gradmatch.condenser.VARIANTS`. The selectors are the library's
-``RandomCoreset`` and ``Herding``. This module imports nothing from the rest
-of the package, so that other scripts can load it by its file path.
+:data:`gradmatch.condenser.VARIANTS`. Distribution matching (``dm``) maps to
+keyword arguments of :class:`gradmatch.DistributionMatchingCondenser`. The
+selectors are the library's ``RandomCoreset`` and ``Herding``. This module
+imports nothing from the rest of the package, so that other scripts can load
+it by its file path.
 """
 
 from __future__ import annotations
 
+from gradmatch.augment import DSA_STRATEGY
 from gradmatch.condenser import VARIANTS
 
 #: Condenser settings of each named method (the paper's Tables 1-3 and the additions).
@@ -28,3 +31,12 @@ CONDENSERS = {
 }
 #: Methods that select real samples instead of condensing.
 SELECTORS = ("random", "herding")
+#: Distribution-matching methods: keyword arguments of
+#: :class:`gradmatch.DistributionMatchingCondenser` besides ``ipc``, ``iterations``
+#: and the seed, which the cell gives. ``dm`` is DM's published setting (Zhao and
+#: Bilen, WACV 2023): real initialisation, DSA with the full strategy (flips
+#: included, as DSA and DM use for Fashion-MNIST), image learning rate 1.0 with
+#: momentum 0.5, 256 real images per class.
+DISTRIBUTION_MATCHING = {
+    "dm": dict(init="real", augment=DSA_STRATEGY, lr_syn=1.0, momentum_syn=0.5, batch_real=256),
+}

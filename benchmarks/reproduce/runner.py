@@ -5,8 +5,9 @@ sets already scored are skipped when the command is rerun, so a long budget
 can span several sessions. Every set made is saved; a set whose file is there
 but whose evaluation was never recorded is evaluated, not fitted again, when
 the file is exactly what the cell would make. Each condensation checkpoints
-itself to ``<out>/checkpoints/`` (every 10 iterations, or every one when a
-cell has fewer than 100): to carry a set in progress over to a fresh
+itself to ``<out>/checkpoints/`` (gradient matching every 10 iterations, or
+every one when a cell has fewer than 100; distribution matching every 100, or
+every tenth of a shorter run): to carry a set in progress over to a fresh
 checkout, commit its checkpoint (``git add -f``); the rerun resumes from it.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from _common import machine_info as describe_machine
 
-from gradmatch import GradientMatchingCondenser, Herding, RandomCoreset
+from gradmatch import DistributionMatchingCondenser, GradientMatchingCondenser, Herding, RandomCoreset
 from gradmatch.data import Normalization, channel_stats
 from gradmatch.datasets import FASHION_MNIST_DIR, load_digits_images, load_fashion_mnist
 from gradmatch.evaluation import evaluate_set
@@ -28,7 +29,7 @@ from gradmatch.io import load_set, save_set, settings_as_saved
 from gradmatch.runtime import cpu_has_bf16
 
 from .budgets import Budget, Cell
-from .methods import CONDENSERS
+from .methods import CONDENSERS, DISTRIBUTION_MATCHING
 from .records import cell_record_path, read_record, set_path, write_record
 
 #: Settings that change how a fit runs or reports, not the set it makes.
@@ -72,13 +73,20 @@ def make_reducer(cell: Cell, seed: int, verbose: int, checkpoint: Path | None = 
 
     Returns
     -------
-    RandomCoreset, Herding or GradientMatchingCondenser
+    RandomCoreset, Herding, GradientMatchingCondenser or DistributionMatchingCondenser
     """
     method = cell.maker
     if method == "random":
         return RandomCoreset(ipc=cell.ipc, random_state=seed)
     if method == "herding":
         return Herding(ipc=cell.ipc, random_state=seed, verbose=verbose, feature_epochs=herding_feature_epochs)
+    if method in DISTRIBUTION_MATCHING:
+        # A DM iteration takes seconds: checkpoints every 100 iterations (DM's
+        # default), every tenth of the run when it is shorter.
+        return DistributionMatchingCondenser(ipc=cell.ipc, iterations=cell.iterations, random_state=seed,
+                                             verbose=verbose, checkpoint=checkpoint,
+                                             checkpoint_every=max(1, min(100, cell.iterations // 10)),
+                                             **DISTRIBUTION_MATCHING[method])
     # Checkpoints every 10 outer iterations, every one when there are few (an
     # ipc-10 iteration takes minutes): a session that ends mid-set loses
     # minutes, not the set (the resumed run gives the same set, see issue 4).
