@@ -33,12 +33,13 @@ WHOLE_KEY = "whole"
 #: Names of the budgets :func:`make_budget` knows.
 BUDGET_NAMES = ("smoke", "cpu", "paper")
 #: Iterations of the cpu budget's distribution-matching cells, one per cell,
-#: each meant to make its fit take about an hour on a 2-core CPU (DM's paper
-#: runs 20,000). Placeholders, to be set from the "DM iterations per hour"
-#: column of ``python benchmarks/speed.py --dm`` before the cells are run.
-DM_ITERATIONS_IPC1 = 2000
+#: each making its fit take about an hour on a 2-core CPU (DM's paper runs
+#: 20,000): ``python benchmarks/speed.py --dm`` measured 3.3-3.6 s per DM
+#: iteration at ipc 1, 10 and 50 on Fashion-MNIST (about 1,000 per hour; AMD
+#: EPYC with AVX512-BF16, 2 cores, 2026-12-04; benchmarks/results/speed-dm.md).
+DM_ITERATIONS_IPC1 = 1000
 DM_ITERATIONS_IPC10 = 1000
-DM_ITERATIONS_IPC50 = 500
+DM_ITERATIONS_IPC50 = 1000
 
 
 @dataclass
