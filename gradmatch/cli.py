@@ -44,6 +44,7 @@ import inspect
 import json
 import numbers
 import os
+import re
 import sys
 import time
 import traceback
@@ -459,7 +460,9 @@ def _evaluate_options(p) -> None:
     from .classifier import NetworkClassifier as Classifier
     from .evaluation import evaluate_set
 
-    p.add_argument("set", type=Path, metavar="SET", help="a set written by 'gradmatch condense' (.npz)")
+    p.add_argument("set", type=Path, metavar="SET",
+                   help="a set written by 'gradmatch condense' (.npz), or a released set's name, e.g. "
+                        "fashion-mnist/ipc1-md (gradmatch.datasets.list_condensed())")
     _dataset_options(p, "dataset whose test split scores the networks (default: the one the set "
                         "records, digits for sets that record none)", default=None)
     p.add_argument("--models", type=_positive_int, default=_signature_default(evaluate_set, "n_models"),
@@ -486,10 +489,13 @@ def _evaluate_options(p) -> None:
 
 def _show_options(p) -> None:
     """``gradmatch show``: CLI-only options."""
-    p.add_argument("set", type=Path, metavar="SET", help="a set written by 'gradmatch condense' (.npz)")
+    p.add_argument("set", type=Path, metavar="SET",
+                   help="a set written by 'gradmatch condense' (.npz), or a released set's name, e.g. "
+                        "fashion-mnist/ipc1-md (gradmatch.datasets.list_condensed())")
     p.add_argument("--out", type=Path, default=None,
                    help="picture to write; the extension picks the format (png, pdf, svg) "
-                        "(default: SET with the suffix .png)")
+                        "(default: SET with the suffix .png; for a released set's name, "
+                        "./<dataset>-ipc<k>-<method>.png in the working directory)")
     p.add_argument("--title", default=None,
                    help="title of the picture (default: the method, images per class and the dataset "
                         "the set records)")
@@ -780,14 +786,50 @@ def _made_from(syn, dataset: str) -> str:
     return f"it was made from another dataset ({other})" if other else "was it made from another dataset?"
 
 
+_RELEASED_NAME = re.compile(r"^(?P<dataset>[A-Za-z0-9_-]+)/ipc(?P<ipc>[0-9]+)-(?P<method>[A-Za-z0-9_+-]+)$")
+
+
+def _set_argument(text: Path):
+    """SET as given: ``(file, released)``, the file to load and, when SET names a released set
+    (``<dataset>/ipc<k>-<method>``, see :func:`gradmatch.datasets.list_condensed`) rather than an
+    existing path, its ``(dataset, ipc, method)`` as released, else None."""
+    from .datasets import _released_name, list_condensed, load_condensed
+
+    if text.exists():
+        return text, None
+    match = _RELEASED_NAME.match(text.as_posix())
+    if match is None:
+        try:
+            shipped = ", ".join(_released_name(*t) for t in list_condensed())
+        except OSError:  # an installation without the package data
+            shipped = "none in this installation"
+        raise _CommandError(f"no gradmatch set at {text}: the file does not exist, and it is not a released "
+                            f"set's name (<dataset>/ipc<k>-<method>: {shipped})")
+    _, _, info = load_condensed(match["dataset"], int(match["ipc"]), match["method"])
+    return Path(info["path"]), (info["dataset"], info["ipc"], info["method"])
+
+
+def _load_set_argument(file: Path, released):
+    """Load what :func:`_set_argument` resolved; a released set always names its dataset."""
+    import dataclasses
+
+    from .io import load_set
+
+    syn = load_set(file)
+    if released is not None and syn.dataset is None:
+        # Sets saved before save_set recorded the dataset: the release knows it.
+        syn = dataclasses.replace(syn, dataset=released[0])
+    return syn
+
+
 def _evaluate(args) -> int:
     from .evaluation import evaluate_set
-    from .io import load_set
     from .runtime import resolve_device
 
+    file, released = _set_argument(args.set)
     if args.json is not None:
-        _check_output(args.json, "--json", inputs=[args.set])
-    syn = load_set(args.set)
+        _check_output(args.json, "--json", inputs=[file])
+    syn = _load_set_argument(file, released)
     _resolve_dataset(args, syn)
     (X_train, y_train), (X_test, y_test) = _load_dataset(args)
     X_set = _match_set_to_dataset(syn, X_train, y_train, X_test, args.dataset)
@@ -830,17 +872,25 @@ def _evaluate(args) -> int:
 
 # ----------------------------------------------------------------------------- show
 def _show(args) -> int:
-    from .io import load_set
     from .plotting import plot_image_grid
 
-    out = args.out if args.out is not None else args.set.with_suffix(".png")
-    _check_output(out, "--out", inputs=[args.set])
-    syn = load_set(args.set)
+    file, released = _set_argument(args.set)
+    if args.out is not None:
+        out = args.out
+    elif released is not None:
+        # Never into the installed package: the working directory.
+        dataset, ipc, method = released
+        out = Path.cwd() / f"{dataset}-ipc{ipc}-{method}.png"
+    else:
+        out = args.set.with_suffix(".png")
+    _check_output(out, "--out", inputs=[file])
+    syn = _load_set_argument(file, released)
     X = np.asarray(syn.X)
     image_shape = tuple(syn.input_shape) if X.ndim == 2 and syn.input_shape is not None else None
     per_class = len(syn.y) / max(1, len(syn.classes))
     source = f" of {syn.dataset}" if syn.dataset else ""
-    title = args.title if args.title is not None else f"{syn.method}: {per_class:g} per class{source}"
+    method = syn.method if released is None else f"{released[2]} ({syn.method})"
+    title = args.title if args.title is not None else f"{method}: {per_class:g} per class{source}"
     fig = plot_image_grid(X, syn.y, image_shape=image_shape, classes=syn.classes, title=title, path=out)
     import matplotlib.pyplot as plt
 

@@ -15,6 +15,9 @@ message names every folder looked in and says how to get the data.
   torchvision's dataset classes expect under a root, as uint8
   ``(n, 3, 32, 32)`` channel-first images and int64 labels.
 * :func:`load_dataset`: one entry point by name (:data:`DATASET_NAMES`).
+* :func:`load_condensed`, :func:`list_condensed`: the condensed Fashion-MNIST
+  sets shipped inside the package (ipc 1 and 10, one per method the
+  reproduction kept a set of), with their provenance.
 
 Why not torchvision's classes with ``download=False``: they would work offline,
 but ``CIFAR10``/``CIFAR100`` unpickle their files with plain :func:`pickle.load`,
@@ -30,7 +33,11 @@ SVHN's ``.mat`` files need :func:`scipy.io.loadmat`, imported only when
 
 from __future__ import annotations
 
+import copy
+import functools
 import gzip
+import json
+import numbers
 import os
 import pickle
 import zlib
@@ -41,7 +48,7 @@ import numpy as np
 
 __all__ = ["DatasetError", "read_idx", "load_idx_dataset", "load_mnist", "load_fashion_mnist",
            "load_cifar10", "load_cifar100", "load_svhn", "load_digits_images", "load_dataset",
-           "DATASET_NAMES", "FASHION_MNIST_DIR"]
+           "load_condensed", "list_condensed", "DATASET_NAMES", "FASHION_MNIST_DIR"]
 
 #: Where Debian's ``dataset-fashion-mnist`` package puts the files.
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -489,3 +496,128 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None):
             raise DatasetError(f"{key} has no default location: pass data_dir, the folder holding its files. "
                                f"{how_to_get}")
     return loader(data_dir)
+
+
+# --------------------------------------------------------------------------- released condensed sets
+
+#: Folder of the released sets inside the package: ``<dataset>/ipc<k>-<method>.npz`` and ``manifest.json``.
+_CONDENSED_DIR = Path(__file__).resolve().parent / "condensed"
+
+
+@functools.lru_cache(maxsize=1)
+def _condensed_manifest() -> dict:
+    path = _CONDENSED_DIR / "manifest.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"the released sets' manifest {path} is missing: this installation of gradmatch "
+                           "was built without its package data") from None
+
+
+def _released_name(dataset: str, ipc: int, method: str) -> str:
+    return f"{dataset}/ipc{ipc}-{method}"
+
+
+def list_condensed() -> list[tuple[str, int, str]]:
+    """The released condensed sets shipped with gradmatch, as ``(name, ipc, method)`` triples.
+
+    Returns
+    -------
+    list of tuple (str, int, str)
+        Sorted by dataset, ipc and method; each triple is a valid
+        :func:`load_condensed` call.
+
+    Examples
+    --------
+    >>> from gradmatch.datasets import list_condensed
+    >>> ("fashion-mnist", 1, "md") in list_condensed()
+    True
+    """
+    return sorted((e["dataset"], int(e["ipc"]), e["method"]) for e in _condensed_manifest()["sets"].values())
+
+
+def load_condensed(name: str, ipc: int, method: str):
+    """Load a condensed set released with gradmatch: ``(X, y, info)``. Nothing is downloaded.
+
+    The reproduction of the paper on a 2-core CPU (``benchmarks/reproduce``,
+    budget ``cpu``) saved the Fashion-MNIST sets it made; one set per method at
+    ipc 1 and 10 ships inside the package, a byte-for-byte copy of the saved
+    file. :func:`list_condensed` lists them; ``gradmatch show`` and
+    ``gradmatch evaluate`` take them by name (``fashion-mnist/ipc1-md``).
+    Their budget is smaller than the paper's (K = 100 iterations at ipc 1,
+    K = 10 at ipc 10; the paper runs 1000): ``info`` says so for each.
+
+    Parameters
+    ----------
+    name : str
+        The dataset, e.g. ``"fashion-mnist"`` (case and ``_``/``-`` do not
+        matter, as in :func:`load_dataset`).
+    ipc : int
+        Images per class: 1 or 10.
+    method : str
+        The reproduction's method name: ``"random"``, ``"dc"``, ``"md"``,
+        ``"mda"``, ``"dc+dsa"``, ``"md+dsa"``, ``"mda+dsa"``, ``"md-bf16"``,
+        ... (case and ``_``/``-`` do not matter); see :func:`list_condensed`.
+
+    Returns
+    -------
+    X : ndarray
+        The set in its saved layout and scale: float32 ``(ipc * 10, 28, 28)``
+        in Fashion-MNIST's 0-255 pixel scale (condensed values lie outside
+        it), not normalised.
+    y : ndarray of shape (ipc * 10,)
+        Integer labels 0-9.
+    info : dict
+        The set's provenance from the package's manifest: ``method``,
+        ``estimator`` and its ``settings``, ``seed``, ``K`` (outer
+        iterations), ``cell`` (the reproduction cell that scored it) and
+        ``set_index``; ``accuracy`` (mean, std and each of that set's
+        evaluation networks, in %) and ``cell_accuracy`` (the cell's pooled
+        figure) with their ``recipe`` (network, epochs, DSA or plain
+        evaluation); ``also_evaluated`` (other cells that scored the same
+        set); ``fit_seconds``, ``machine``, ``source`` (the file in the
+        repository), ``made_with`` (the gradmatch version that wrote it);
+        plus ``name``, ``path`` (the installed file, readable by
+        :func:`gradmatch.load_set`), ``classes`` and ``normalization`` (the
+        real training data's per-channel mean and std, which evaluating the
+        set needs, e.g. ``evaluate_set(X, y, X_test, y_test,
+        normalization=info["normalization"])``).
+
+    Raises
+    ------
+    ValueError
+        When no released set has that name, ipc and method; the message lists those that exist.
+    DatasetError
+        When the installation lacks the package data.
+
+    Examples
+    --------
+    >>> from gradmatch.datasets import load_condensed
+    >>> X, y, info = load_condensed("fashion-mnist", ipc=1, method="md")
+    >>> X.shape, y.tolist()
+    ((10, 28, 28), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    >>> info["cell"], info["seed"], info["K"], info["recipe"]["epochs"]
+    ('ipc1-md', 0, 100, 300)
+    >>> info["accuracy"]["text"]
+    '70.3 +- 0.5 (5 networks)'
+    """
+    from .io import load_set
+
+    dataset = str(name).strip().lower().replace("_", "-")
+    method_key = str(method).strip().lower().replace("_", "-")
+    if isinstance(ipc, bool) or not isinstance(ipc, numbers.Integral):
+        raise TypeError(f"ipc must be an integer, got {ipc!r}")
+    manifest = _condensed_manifest()
+    entry = manifest["sets"].get(_released_name(dataset, int(ipc), method_key))
+    if entry is None:
+        shipped = ", ".join(_released_name(*t) for t in list_condensed())
+        raise ValueError(f"no released set {_released_name(dataset, int(ipc), method_key)!r} "
+                         f"(from name={name!r}, ipc={ipc!r}, method={method!r}); released: {shipped}")
+    path = _CONDENSED_DIR / entry["file"]
+    if not path.is_file():
+        raise DatasetError(f"the released set {entry['name']} is listed in the manifest but {path} is missing: "
+                           "this installation of gradmatch was built without its package data")
+    syn = load_set(path)
+    info = copy.deepcopy(entry)
+    info.update(path=str(path), classes=syn.classes, normalization=syn.normalization)
+    return np.asarray(syn.X), np.asarray(syn.y), info
