@@ -165,8 +165,12 @@ def obtain_set(cell: Cell, index: int, train, out: Path, verbose: int, budget: B
     if saved is None:
         X_set, y_set = reducer.fit_resample(*train)
         save_set(source, reducer, dataset=budget.dataset)
+        # A condensation's own time across every session it spanned (a resumed
+        # fit's wall clock covers only the last one); a selection's wall clock.
+        history = getattr(reducer, "history_", None)
+        seconds = float(sum(history["seconds"])) if history else time.perf_counter() - start
         # The real data's normalisation, for every kind of set.
-        return SetToScore(X_set, y_set, reducer.normalization_, time.perf_counter() - start)
+        return SetToScore(X_set, y_set, reducer.normalization_, seconds)
     print(f"  {cell.key} set {index + 1}: evaluating the saved {source.name}", flush=True)
     # The fit's own time from the set's history, not the load's.
     seconds = float(sum(saved.history["seconds"])) if saved.history else time.perf_counter() - start
