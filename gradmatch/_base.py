@@ -31,10 +31,35 @@ from .validation import (
 __all__ = ["BaseReducer"]
 
 
+def _transform_takes_no_data(name: str, args: tuple, kwargs: dict) -> str:
+    given = [type(a).__name__ for a in args] + [f"{k}=..." for k in kwargs]
+    return (
+        f"{name}.transform() takes no data and returns the learned set (X_syn, y_syn); it was "
+        f"called with {', '.join(given)}. It is not a per-row transform as in scikit-learn: to fit "
+        "and get the set in one call use fit_resample(X, y), or call fit(X, y) and then transform()"
+    )
+
+
+def _feature_names(layout) -> np.ndarray | None:
+    """``feature_names_in_`` as scikit-learn sets it: a DataFrame's column names when all are strings.
+
+    Nothing of pandas is imported: the column names were read when X was validated.
+    """
+    if layout.kind != "dataframe" or layout.frame is None:
+        return None
+    columns = layout.frame[0]
+    if not columns or not all(isinstance(c, str) for c in columns):
+        return None
+    return np.asarray(columns, dtype=object)
+
+
 class BaseReducer(BaseEstimator):
     """Base class of estimators that replace a training set by ``ipc`` samples per class.
 
     ``ipc`` is an integer, or a dict ``{class: count}`` naming every class.
+    Fitted on a pandas DataFrame whose column names are all strings, a
+    reducer also has ``feature_names_in_`` (an object array of the names), as
+    scikit-learn's estimators do.
 
     Subclasses declare ``_parameter_constraints`` and implement
     :meth:`_fit_resample`, which returns the fitted attributes as a dict
@@ -104,7 +129,21 @@ class BaseReducer(BaseEstimator):
                 f"class: {listing}. Lower ipc or add samples."
             )
         fewer = "fewer real samples than their ipc" if per_class else f"fewer than {asked} real samples"
-        warn_user(f"some classes have {fewer} ({listing}); their real batches are the whole class")
+        label, n, k = small[0]
+        if per_class:
+            plain = (f"ipc asks for {k} synthetic images of class {plain_label(label)!r}, but that class "
+                     f"has {n} real images")
+            fix = "lower those classes' ipc to at most their sizes"
+        else:
+            plain = (f"ipc={self.ipc} asks for {k} synthetic images per class ({int(wanted.sum())} in all, "
+                     f"from {len(data.labels)} real images), but class {plain_label(label)!r} has {n} real "
+                     "images")
+            fix = f"ipc <= {min(size for _, size, _ in small)} keeps every synthetic image backed by real ones"
+        warn_user(
+            f"{plain}; some classes have {fewer} ({listing}); their real batches are the whole class. "
+            "The fit runs, but more synthetic than real images of a class seldom helps, and every "
+            "iteration costs more as ipc grows (see docs/performance.md for what a run costs): " + fix
+        )
 
     def _fit_resample(self, data: PreparedData, plan: dict) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -115,6 +154,11 @@ class BaseReducer(BaseEstimator):
         self.n_features_in_ = int(np.prod(data.layout.sample_shape))
         self.input_shape_ = data.layout.image_shape
         self._layout = data.layout
+        names = _feature_names(data.layout)
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):  # a refit on data without column names
+            del self.feature_names_in_
         for name, value in fitted.items():
             setattr(self, name, value)
         self.y_syn_ = to_output_labels(self._syn_codes, self.classes_)
@@ -122,14 +166,22 @@ class BaseReducer(BaseEstimator):
         self.sampling_strategy_ = {plain_label(c): int(n) for c, n in zip(self.classes_, counts)}
 
     # ------------------------------------------------------------------ output
-    def transform(self):
+    def transform(self, *args, **kwargs):
         """Return the reduced set ``(X_syn, y_syn)``.
 
         It takes no data: this is not a per-row transform. ``X_syn`` has the
         caller's layout (flat, grey or channel-first images) and value scale;
         float input keeps its dtype, integer input gives float32. numpy input
         gives numpy, torch input gives CPU torch tensors.
+
+        Raises
+        ------
+        TypeError
+            If called with data (``transform(X)``, a scikit-learn habit): the
+            message says to call ``transform()`` or ``fit_resample(X, y)``.
         """
+        if args or kwargs:
+            raise TypeError(_transform_takes_no_data(type(self).__name__, args, kwargs))
         check_is_fitted(self, "X_syn_")
         return wrap_output(self.X_syn_.copy(), self.y_syn_.copy(), self._layout)
 

@@ -509,6 +509,42 @@ def _check_sample_size(shape: tuple) -> None:
         raise ValueError(f"the samples of X hold no values (shape {shape}); each sample needs at least one")
 
 
+#: Channel counts of channels-last images as PIL, TensorFlow and Keras give them.
+_IMAGE_CHANNELS = (1, 3, 4)
+#: A first axis at most this large can be a channel axis (grey, RGB, RGBA).
+_MAX_CHANNELS = 4
+
+
+def looks_channels_last(sample_shape: tuple) -> bool:
+    """Whether one sample of 4-D X, ``sample_shape``, looks like ``(H, W, C)`` rather than ``(C, H, W)``.
+
+    Its last axis holds 1, 3 or 4 values (grey, RGB, RGBA) while its first
+    axis is too large for a channel axis. Channel-first images such as
+    ``(3, 32, 32)`` or ``(1, 28, 28)`` never match.
+
+    Examples
+    --------
+    >>> looks_channels_last((32, 32, 3)), looks_channels_last((8, 8, 1))
+    (True, True)
+    >>> looks_channels_last((3, 32, 32)), looks_channels_last((1, 28, 28)), looks_channels_last((4, 4, 4))
+    (False, False, False)
+    """
+    return len(sample_shape) == 3 and sample_shape[-1] in _IMAGE_CHANNELS and sample_shape[0] > _MAX_CHANNELS
+
+
+def channels_last_message(sample_shape: tuple) -> str:
+    """What to do with X whose samples look channels-last (see :func:`looks_channels_last`)."""
+    h, w, c = sample_shape
+    return (
+        f"X has samples of shape {sample_shape}, which looks channels-last (height, width, channels) "
+        f"as PIL, TensorFlow and Keras give images: gradmatch reads 4-D X as channel-first "
+        f"(n, C, H, W), so it would take these as {h}-channel {w}x{c} images. Pass "
+        f"X.transpose(0, 3, 1, 2) (or np.moveaxis(X, -1, 1); for a torch tensor X.permute(0, 3, 1, 2)) "
+        f"to give images of shape ({c}, {h}, {w}). If the samples really are {h}-channel {w}x{c} "
+        f"images, say so with input_shape={sample_shape} (X as it is, or flat as X.reshape(len(X), -1))"
+    )
+
+
 def _shape_images(tensor: torch.Tensor, input_shape) -> tuple[torch.Tensor, tuple, tuple | None]:
     """Bring a validated X tensor to ``(n, C, H, W)`` (images) or ``(n, d)`` (flat)."""
     n = tensor.shape[0]
@@ -533,6 +569,8 @@ def _shape_images(tensor: torch.Tensor, input_shape) -> tuple[torch.Tensor, tupl
         image_shape = sample_shape
         if input_shape is not None and input_shape != image_shape:
             raise ValueError(f"input_shape={input_shape} does not match images of shape {sample_shape}")
+        if input_shape is None and looks_channels_last(sample_shape):
+            raise ValueError(channels_last_message(sample_shape))
     else:
         raise ValueError(
             f"X must have 2 to 4 dimensions (n, d), (n, H, W) or (n, C, H, W); got shape {tuple(tensor.shape)}"

@@ -515,3 +515,128 @@ def test_failed_refit_keeps_parameters(data):
     with pytest.raises(ValueError):
         est.fit(X[:-1], y)
     assert est.get_params() == params
+
+
+# --------------------------------------------------------------- channels-last images
+CHANNELS_LAST = r"looks channels-last.*X\.transpose\(0, 3, 1, 2\).*np\.moveaxis\(X, -1, 1\).*input_shape="
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_channels_last_arrays_are_refused_up_front(data, kind, channels):
+    X, y = data
+    X_hwc = np.repeat(X[..., None], channels, axis=-1)  # (100, 8, 8, channels), as PIL or TensorFlow give
+    # The ConvNet would refuse (8, 8, channels) as "too small"; the layout is named first.
+    est = make(kind, model="convnet") if kind in ("condenser", "dm") else make(kind)
+    assert_fit_raises(est, X_hwc, y, ValueError, CHANNELS_LAST)
+    with pytest.raises(ValueError, match=re.escape(f"images of shape ({channels}, 8, 8)")):
+        make(kind).fit(X_hwc, y)
+
+
+def test_channels_last_message_for_rgb_tensors_and_datasets(data):
+    X, y = data
+    X_rgb = torch.zeros(20, 32, 32, 3)
+    y20 = torch.arange(20) % 2
+    with pytest.raises(ValueError, match=r"\(32, 32, 3\), which looks channels-last.*permute\(0, 3, 1, 2\)"):
+        RandomCoreset().fit(X_rgb, y20)
+    # A Dataset of (H, W, C) arrays (np.asarray of a PIL image, no ToTensor) is caught too.
+    items = [(np.zeros((16, 16, 3), np.uint8), i % 2) for i in range(10)]
+    for in_memory in (True, False):
+        with pytest.raises(ValueError, match="looks channels-last"):
+            make("condenser", in_memory=in_memory).fit(ItemsDataset(items), None)
+
+
+class ItemsDataset(torch.utils.data.Dataset):
+    """A tiny Dataset over a list of (image, label) pairs."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+@pytest.mark.parametrize("shape", [(12, 3, 32, 32), (12, 1, 28, 28), (12, 4, 8, 8), (12, 3, 8, 3),
+                                   (12, 2, 8, 1)])
+def test_channel_first_images_are_not_mistaken_for_channels_last(shape):
+    X = np.random.default_rng(0).random(shape, dtype=np.float32)
+    y = np.arange(12) % 2
+    X_sel, _ = RandomCoreset(random_state=0).fit_resample(X, y)
+    assert X_sel.shape == (2,) + shape[1:]
+
+
+def test_channels_last_transposed_or_declared_fits(data):
+    X, y = data
+    X_hwc = X[..., None]  # (100, 8, 8, 1)
+    est = make("condenser").fit(X_hwc.transpose(0, 3, 1, 2), y)
+    assert est.input_shape_ == (1, 8, 8)
+    est = make("condenser").fit(np.moveaxis(X_hwc, -1, 1), y)
+    assert est.input_shape_ == (1, 8, 8)
+    # Really 8-channel 8x1 images: input_shape says so, for X as it is or flat.
+    assert make("random", input_shape=(8, 8, 1)).fit(X_hwc, y).input_shape_ == (8, 8, 1)
+    assert make("random", input_shape=(8, 8, 1)).fit(X_hwc.reshape(100, -1), y).input_shape_ == (8, 8, 1)
+
+
+# --------------------------------------------------------------- transform(X)
+@pytest.mark.parametrize("kind", KINDS)
+def test_transform_with_data_says_it_takes_none(data, kind):
+    X, y = data
+    est = make(kind)
+    message = (rf"{type(est).__name__}\.transform\(\) takes no data and returns the learned set.*"
+               r"fit_resample\(X, y\).*transform\(\)")
+    with pytest.raises(TypeError, match=message):
+        est.transform(X)  # unfitted: the call is wrong either way
+    est.fit(X, y)
+    with pytest.raises(TypeError, match=message):
+        est.transform(X)
+    with pytest.raises(TypeError, match=r"called with X=\.\.\."):
+        est.transform(X=X)
+    X_syn, y_syn = est.transform()
+    assert len(X_syn) == len(y_syn) == 10
+
+
+# --------------------------------------------------------------- more synthetic than real images
+def test_ipc_above_class_sizes_says_what_was_asked(data):
+    X, y = data  # 10 real images per class
+    with pytest.warns(UserWarning) as caught:
+        make("condenser", ipc=12).fit(X, y)
+    message = str(caught[0].message)
+    assert message.startswith("ipc=12 asks for 12 synthetic images per class (120 in all, from 100 real "
+                              "images), but class 0 has 10 real images; ")
+    assert "fewer than ipc=12 real samples" in message and "ipc <= 10" in message
+    budget = {c: 1 for c in range(10)}
+    budget[4] = 15
+    with pytest.warns(UserWarning, match=r"ipc asks for 15 synthetic images of class 4, but that class has 10 "
+                                         r"real images.*\(4 has 10 \(ipc 15\)\)"):
+        make("dm", ipc=budget).fit(X, y)
+
+
+# --------------------------------------------------------------- pandas column names
+def test_feature_names_come_from_string_columns_only():
+    from gradmatch._base import _feature_names
+    from gradmatch.validation import InputLayout
+
+    def layout(columns, kind="dataframe"):
+        return InputLayout((len(columns),), None, "float32", kind, frame=(tuple(columns), ()))
+
+    names = _feature_names(layout(["a", "b"]))
+    assert names.dtype == object and names.tolist() == ["a", "b"]
+    assert _feature_names(layout([0, 1])) is None
+    assert _feature_names(layout(["a", 1])) is None
+    assert _feature_names(layout(["a", "b"], kind="numpy")) is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_dataframe_sets_feature_names_in(data, kind):
+    pd = pytest.importorskip("pandas")
+    X, y = data
+    frame = pd.DataFrame(X.reshape(100, -1), columns=[f"px{i}" for i in range(64)])
+    est = make(kind).fit(frame, y)
+    assert isinstance(est.feature_names_in_, np.ndarray) and est.feature_names_in_.dtype == object
+    assert est.feature_names_in_.tolist() == list(frame.columns)
+    est.fit(X.reshape(100, -1), y)  # a refit without column names drops them, as in scikit-learn
+    assert not hasattr(est, "feature_names_in_")
+    assert not hasattr(make(kind).fit(pd.DataFrame(X.reshape(100, -1)), y), "feature_names_in_")
