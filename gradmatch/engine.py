@@ -12,6 +12,7 @@ three cross-class parts go through the shard's collectives.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from copy import deepcopy
@@ -89,6 +90,35 @@ def class_gradients(net: nn.Module, params: Sequence[torch.Tensor], x: torch.Ten
     grads = torch.autograd.grad(loss, params, create_graph=create_graph)
     return grads if create_graph else tuple(g.detach() for g in grads)
 
+
+
+def _write_beside_bar(text: str) -> None:
+    tqdm.write(text, file=sys.stderr)  # where the bar is, above it
+
+
+#: A run predicted to last longer than this (seconds) says so after its first iteration.
+LONG_RUN_SECONDS = 600
+
+
+def announce_long_run(seconds: float, remaining: int, write: Callable[[str], object]) -> bool:
+    """Say how long the remaining iterations will take when that is long; whether it said so.
+
+    Examples
+    --------
+    >>> announce_long_run(9.0, 999, print)
+    condensing: the first iteration took 9.0 s, so the remaining 999 will take about 2.5 h (iterations=...)
+    True
+    >>> announce_long_run(9.0, 10, print)
+    False
+    """
+    estimate = seconds * remaining
+    if estimate < LONG_RUN_SECONDS:
+        return False
+    hours = estimate / 3600
+    when = f"{hours:.1f} h" if hours >= 1 else f"{estimate / 60:.0f} min"
+    write(f"condensing: the first iteration took {seconds:.1f} s, so the remaining {remaining} will take "
+          f"about {when} (iterations=... sets the total; Ctrl-C keeps the set reached)")
+    return True
 
 
 @dataclass
@@ -234,12 +264,16 @@ class SetLoop:
     def run(self, progress: bool = False, callback: Callable[[int, dict], object] | None = None) -> None:
         """Run the remaining iterations, with an optional tqdm bar and a callback per iteration."""
         total = self.settings.iterations
+        first = True
         with tqdm(total=total, initial=self.iteration, disable=not progress,
                   desc="condensing", unit="it", leave=False) as bar:
             while self.iteration < total:
                 record = self.run_iteration()
                 bar.update(1)
                 bar.set_postfix(loss=f"{record['loss']:.4g}")
+                if first and progress:
+                    announce_long_run(record["seconds"], total - self.iteration, _write_beside_bar)
+                first = False
                 if callback is not None and callback(self.iteration - 1, record):
                     break  # the caller asked to stop early
 

@@ -315,3 +315,15 @@ def test_a_set_beyond_the_output_dtype_is_an_error_not_inf():
     layout = InputLayout((1, 2, 2), (1, 2, 2), "float16", "numpy")
     with pytest.raises(ValueError, match="beyond what the input's dtype \\(float16\\) holds"):
         to_output_images(torch.full((1, 1, 2, 2), 1e5), layout, np.array([0.0]), np.array([1.0]))
+
+
+def test_a_long_run_says_so_after_its_first_iteration(digits, monkeypatch, capsys):
+    import gradmatch.engine as engine
+
+    X, y = digits
+    monkeypatch.setattr(engine, "LONG_RUN_SECONDS", 0.0)
+    GradientMatchingCondenser(**FAST, iterations=3, verbose=1).fit(X, y)
+    err = capsys.readouterr().err
+    assert "the first iteration took" in err and "the remaining 2 will take about" in err
+    GradientMatchingCondenser(**FAST, iterations=3, verbose=0).fit(X, y)
+    assert "first iteration took" not in capsys.readouterr().err
