@@ -327,3 +327,27 @@ def test_a_long_run_says_so_after_its_first_iteration(digits, monkeypatch, capsy
     assert "the first iteration took" in err and "the remaining 2 will take about" in err
     GradientMatchingCondenser(**FAST, iterations=3, verbose=0).fit(X, y)
     assert "first iteration took" not in capsys.readouterr().err
+
+
+def test_a_checkpoint_written_on_cuda_is_refused_on_the_cpu(tmp_path):
+    """A real CUDA-written checkpoint (an H200 run of these settings on digits, 2026-12-04)."""
+    from pathlib import Path
+
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X.reshape(-1, 8, 8)
+    params = dict(ipc=1, matching_steps=1, schedule="fixed", batch_real=16, random_state=0, device="cpu",
+                  checkpoint=tmp_path)
+    GradientMatchingCondenser(**params, iterations=1).fit(X, y)  # learns this run's file name and key
+    path = only_checkpoint(tmp_path)
+    with np.load(path, allow_pickle=False) as mine:
+        key = mine["key"]
+    cuda = Path(__file__).parent / "data" / "cuda-written-checkpoint.npz"
+    with np.load(cuda, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    assert arrays["generator"].shape == (16,)  # a CUDA generator's state
+    arrays["key"] = key  # the same settings, were the key scheme to change
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="written on another kind of device; delete"):
+        GradientMatchingCondenser(**params, iterations=3).fit(X, y)
