@@ -234,3 +234,46 @@ def test_plot_accuracies_rejects_bad_input(results, reference, message):
     with pytest.raises(ValueError) as exc:
         plot_accuracies(results, reference=reference)
     assert message in str(exc.value)
+
+
+# ----------------------------------------------------------------- architecture_proxy.py
+def test_architecture_proxy_quick_run(tmp_path, capsys):
+    """--quick on digits with two networks (and one that does not fit 8x8): table, JSON and plot."""
+    proxy = _load(ROOT / "examples" / "architecture_proxy.py", "architecture_proxy_example")
+    out = tmp_path / "out"
+    assert proxy.main(["--quick", "--iterations", "1", "--epochs", "2", "--architectures", "convnet", "mlp",
+                       "lenet", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    record = json.loads((out / "digits_ipc1.json").read_text())
+    settings = record["settings"]
+    assert (settings["dataset"], settings["ipc"], settings["iterations"], settings["epochs"]) == ("digits", 1, 1, 2)
+    assert (settings["real_epochs"], settings["models"], settings["quick"]) == (1, 1, True)
+    assert settings["architectures"] == ["convnet", "mlp"] and settings["n_train"] == 1347
+    assert list(record["skipped"]) == ["lenet"] and "too small for LeNet" in record["skipped"]["lenet"]
+    assert {"platform", "cpu", "cpu_count", "torch_threads", "torch", "gradmatch"} <= set(record["machine"])
+    assert record["condensation"]["seconds"] > 0 and record["condensation"]["K"] == 1
+    for name, res in record["architectures"].items():
+        for key, epochs in (("condensed", 2), ("real", 1)):
+            assert len(res[key]["accuracies"]) == 1 and 0.0 <= res[key]["mean"] <= 1.0, name
+            assert res[key]["seconds"] > 0 and res[key]["epochs"] == epochs, name
+    assert sorted(record["ranking"]["condensed"]) == sorted(record["ranking"]["real"]) == ["convnet", "mlp"]
+    means = {k: [record["architectures"][n][k]["mean"] for n in ("convnet", "mlp")] for k in ("condensed", "real")}
+    expected = proxy.spearman(means["condensed"], means["real"])
+    assert record["spearman"] == (None if np.isnan(expected) else pytest.approx(expected))
+    seconds = record["seconds"]
+    assert seconds["proxy_total"] == pytest.approx(seconds["condensed_training"] + seconds["condensation"])
+    assert seconds["saved"] == pytest.approx(seconds["real_training"] - seconds["proxy_total"])
+    assert seconds["training_speedup"] == pytest.approx(seconds["real_training"] / seconds["condensed_training"])
+    assert (out / "digits_ipc1.png").read_bytes()[:8] == PNG_MAGIC
+    assert "| architecture | condensed set: accuracy (%) | seconds | real data: accuracy (%) | seconds " \
+           "| rank (condensed) | rank (real) |" in stdout
+    assert sum(line.startswith(("| convnet |", "| mlp |")) for line in stdout.splitlines()) == 2
+    assert "skipped lenet: input of shape (1, 8, 8) is too small for LeNet" in stdout
+
+    # Spearman by hand: identical rankings 1, reversed -1, ties take their average rank.
+    assert proxy.spearman([0.1, 0.5, 0.9], [10, 20, 30]) == pytest.approx(1.0)
+    assert proxy.spearman([0.1, 0.5, 0.9, 0.95], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert proxy.average_ranks([0.3, 0.1, 0.3, 0.9]).tolist() == [2.5, 1.0, 2.5, 4.0]
+    # scipy.stats.spearmanr([1, 2, 2, 3], [1, 3, 2, 4]) = 0.9486832980505138
+    assert proxy.spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(0.9486832980505138)
+    assert np.isnan(proxy.spearman([1, 1, 1], [1, 2, 3]))
