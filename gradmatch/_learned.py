@@ -19,7 +19,7 @@ import torch
 
 from ._base import BaseReducer
 from .augment import check_augment_input, make_augment
-from .checkpoint import Checkpointer, NoCheckpoint, UndescribableSetting, describe_run, run_key
+from .checkpoint import Checkpointer, NoCheckpoint, UndescribableSetting, describe_run, describe_setting, run_key
 from .data import ClassPools, DatasetPools
 from .engine import DivergenceError, SetLoop
 from .hooks import IterationHooks
@@ -34,6 +34,14 @@ __all__ = ["LearnedSetReducer", "INITS"]
 
 #: Valid values of the ``init`` parameter.
 INITS = ("noise", "real")
+
+
+def _at_added_default(name: str, value, added_later: dict) -> bool:
+    """Whether ``name`` is a later parameter left at the value that reproduces the earlier behaviour."""
+    if name not in added_later:
+        return False
+    default = added_later[name]
+    return type(value) is type(default) and describe_setting(value) == describe_setting(default)
 
 
 class LearnedSetReducer(BaseReducer):
@@ -68,6 +76,12 @@ class LearnedSetReducer(BaseReducer):
     #: a sharded run and a streamed Dataset give the single-process, in-memory set).
     _NOT_IN_RUN_KEY = ("iterations", "verbose", "callback", "checkpoint", "checkpoint_every",
                        "warm_start", "device", "in_memory", "distributed")
+
+    #: Parameters added after checkpoints were first written, with the value that
+    #: reproduces the behaviour before them: left out of the run key at that value,
+    #: so a checkpoint written before they existed still resumes. A new parameter
+    #: that shapes the result goes here with its default.
+    _ADDED_LATER: dict = {}
 
     #: The loop class a subclass runs.
     _loop_class: type[SetLoop] = SetLoop
@@ -115,7 +129,8 @@ class LearnedSetReducer(BaseReducer):
         computes float32 iterations), and a None random_state is the seed drawn
         for this fit, so two unseeded runs never share a checkpoint.
         """
-        settings = {k: v for k, v in self.get_params(deep=False).items() if k not in self._NOT_IN_RUN_KEY}
+        settings = {k: v for k, v in self.get_params(deep=False).items()
+                    if k not in self._NOT_IN_RUN_KEY and not _at_added_default(k, v, self._ADDED_LATER)}
         if precision is not None:
             settings["precision"] = precision
         if settings["random_state"] is None:

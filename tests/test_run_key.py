@@ -306,3 +306,14 @@ def test_herding_resolves_the_normalisation_once(digits, monkeypatch):
     monkeypatch.setattr(selectors, "resolve_normalization", lambda *a: calls.append(1) or real(*a))
     Herding(features="network", feature_epochs=1, random_state=0).fit(X, y)
     assert len(calls) == 1
+
+
+def test_a_parameter_added_later_keeps_old_keys_at_its_default(data, monkeypatch):
+    """A new result-shaping parameter at its default must not orphan checkpoints written before it."""
+    before = key_of(data, lam=None)
+    monkeypatch.setattr(GradientMatchingCondenser, "_ADDED_LATER", {"lam": None})
+    # At the default it is left out (as if it did not exist); any other value is in the key.
+    assert key_of(data, lam=None) != before
+    assert key_of(data, lam=None) == run_key(data.images, data.labels, data.classes, {
+        k: v for k, v in GradientMatchingCondenser()._run_settings("float32", 0).items() if k != "lam"})
+    assert key_of(data, lam=3.0) != key_of(data, lam=None)
