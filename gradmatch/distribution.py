@@ -99,23 +99,8 @@ class DistributionMatchingLoop(SetLoop):
 
     def class_batches(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per owned class: a real batch and the synthetic images, augmented alike when asked."""
-        s = self.settings
-        reals, syns = [], []
-        for c in range(self.pools.n_classes):
-            # Every rank makes every draw, so all follow the single-process stream.
-            xr, _ = self.pools.sample(c, s.batch_real, self.generator)
-            draw = None
-            if s.augment is not None:
-                draw = s.augment.sample(1, self.generator, image_shape=tuple(self.syn.shape[1:]))
-            rows = self.syn_slices[c]
-            if rows is None:
-                continue  # another rank's class
-            xs = self.syn[rows]
-            if draw is not None:
-                xr, xs = s.augment.apply(xr, draw), s.augment.apply(xs, draw)
-            reals.append(xr)
-            syns.append(xs)
-        return reals, syns
+        batches = list(self.owned_batches())
+        return [xr for _, xr, _, _ in batches], [xs for _, _, _, xs in batches]
 
     def distribution_step(self, embed, joint: bool) -> float:
         """One SGD step of the set on the mean-embedding loss; returns the loss (all ranks)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
 from typing import ClassVar
@@ -241,6 +241,27 @@ class SetLoop:
         self._boundary = self.state()
         return record
 
+    def owned_batches(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per owned class, in class order: ``(c, real batch, its labels, synthetic images)``.
+
+        With ``settings.augment``, one draw of parameters is applied to both
+        sides of the class (siamese). The draws of every class are made in
+        every rank, so all ranks follow the single-process random stream.
+        """
+        s = self.settings
+        for c in range(self.pools.n_classes):
+            xr, yr = self.pools.sample(c, s.batch_real, self.generator)
+            draw = None
+            if s.augment is not None:
+                draw = s.augment.sample(1, self.generator, image_shape=tuple(self.syn.shape[1:]))
+            rows = self.syn_slices[c]
+            if rows is None:
+                continue  # another rank's class
+            xs = self.syn[rows]
+            if draw is not None:
+                xr, xs = s.augment.apply(xr, draw), s.augment.apply(xs, draw)
+            yield c, xr, yr, xs
+
     def iterate(self) -> dict:  # pragma: no cover - abstract
         """The work of one outer iteration; returns its record (``loss`` and the subclass's keys)."""
         raise NotImplementedError
@@ -432,21 +453,9 @@ class CondensationLoop(SetLoop):
         n_classes = self.pools.n_classes
         weights = s.class_weights if s.class_weights is not None else [1.0 / n_classes] * n_classes
         g_real, g_syn, w_own = [], [], []
-        for c in range(n_classes):
-            # Every rank makes every draw, so all follow the single-process stream.
-            xr, yr = self.pools.sample(c, s.batch_real, self.generator)
-            draw = None
-            if s.augment is not None:
-                # Siamese: one draw of parameters, applied to both sides of the class.
-                draw = s.augment.sample(1, self.generator, image_shape=tuple(self.syn.shape[1:]))
-            sl = self.syn_slices[c]
-            if sl is None:
-                continue  # another rank's class
-            xs = self.syn[sl]
-            if draw is not None:
-                xr, xs = s.augment.apply(xr, draw), s.augment.apply(xs, draw)
+        for c, xr, yr, xs in self.owned_batches():
             g_real.append(self.real_gradients(net, params, xr, yr, low))
-            g_syn.append(class_gradients(net, params, xs, self.syn_labels[sl], create_graph=True))
+            g_syn.append(class_gradients(net, params, xs, self.syn_labels[self.syn_slices[c]], create_graph=True))
             w_own.append(weights[c])
         sharded = self.shard is not None
         loss = matching_loss(g_syn, g_real, distance=s.distance, match=s.match, lam=s.lam,
