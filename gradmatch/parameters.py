@@ -59,6 +59,15 @@ class _Rule(Options):
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def _accepted_by(check, value) -> bool:
+    """Whether ``check(value)`` (a function that raises on bad input) accepts ``value``."""
+    try:
+        check(value)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 def is_count(value, minimum: int = 1) -> bool:
     """Whether ``value`` is an integer (not a bool) of at least ``minimum``."""
     return (isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
@@ -101,7 +110,7 @@ class Number(Interval):
         return bool(np.isfinite(float(val))) and super().is_satisfied_by(val)
 
     def __str__(self) -> str:
-        return super().__str__().replace(repr(float(np.finfo(np.float32).max)), "3.4e38 (float32's largest)")
+        return super().__str__().replace(repr(FLOAT32_MAX), "3.4e38 (float32's largest)")
 
 
 #: A learning rate or another strictly positive scale.
@@ -136,13 +145,7 @@ class DistanceSpec(_Rule):
     def is_satisfied_by(self, val) -> bool:
         from .distances import parse_distance
 
-        if not isinstance(val, str):
-            return False
-        try:
-            parse_distance(val)
-        except (ValueError, TypeError):
-            return False
-        return True
+        return isinstance(val, str) and _accepted_by(parse_distance, val)
 
     def __str__(self) -> str:
         return ("a distance string of '+'-joined terms [weight*]name with names 'cos', 'l2', 'sse', "
@@ -180,11 +183,7 @@ class AugmentSpec(_Rule):
     def is_satisfied_by(self, val) -> bool:
         from .augment import make_augment
 
-        try:
-            make_augment(val)
-        except (ValueError, TypeError):
-            return False
-        return True
+        return _accepted_by(make_augment, val)
 
     def __str__(self) -> str:
         return ("None, 'dsa', a strategy string of operation names joined by '_' (e.g. "
@@ -195,17 +194,9 @@ class ModelName(_Rule):
     """``"auto"`` or the name of a registered network (see :mod:`gradmatch.networks`)."""
 
     def is_satisfied_by(self, val) -> bool:
-        from .networks import MODELS, check_model
+        from .networks import check_model
 
-        if not isinstance(val, str):
-            return False
-        if val == "auto" or val in MODELS:
-            return True
-        try:
-            check_model(val)
-        except (ValueError, TypeError):
-            return False
-        return True
+        return isinstance(val, str) and (val == "auto" or _accepted_by(check_model, val))
 
     def __str__(self) -> str:
         from .networks import MODELS

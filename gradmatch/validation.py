@@ -25,7 +25,6 @@ __all__ = [
     "ipc_per_class",
     "plain_label",
     "check_positive_int",
-    "check_positive_float",
     "check_input_shape",
     "prepare_images",
     "prepare_training_data",
@@ -186,17 +185,6 @@ def ipc_per_class(ipc, classes: np.ndarray) -> np.ndarray:
             f"The classes are {[plain_label(c) for c in classes][:20]!r}."
         )
     return np.array([given[plain_label(c)] for c in classes], dtype=np.int64)
-
-
-def check_positive_float(value, name: str, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    ok = value >= 0 if allow_zero else value > 0
-    if not ok or not np.isfinite(value) or value > _FLOAT32_MAX:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound} within float32's range, got {value!r}")
-    return value
 
 
 def check_input_shape(input_shape) -> tuple[int, int, int] | None:
