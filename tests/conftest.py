@@ -81,6 +81,24 @@ def fast():
 
 
 @pytest.fixture(scope="module")
+def reproduce():
+    """The package benchmarks/reproduce/ with its modules, imported from benchmarks/ as its command line does."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, folder)
+    try:
+        package = importlib.import_module("reproduce")
+        for name in ("budgets", "methods", "paper", "report", "runner"):
+            importlib.import_module(f"reproduce.{name}")
+        yield package
+    finally:
+        sys.path.remove(folder)
+
+
+@pytest.fixture(scope="module")
 def torch_single_thread():
     """Run a module's tests with one torch thread, restoring the setting afterwards.
 

@@ -29,11 +29,14 @@ def only_checkpoint(folder):
     return files[0]
 
 
-def tamper(path, **entries):
+def arrays_of(path) -> dict:
     with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    arrays.update(entries)
-    np.savez(path, **arrays)
+        return {k: npz[k] for k in npz.files}
+
+
+def tamper(path, **entries):
+    """Rewrite the .npz at ``path`` with ``entries`` replaced or added."""
+    np.savez(path, **{**arrays_of(path), **entries})
 
 
 # ------------------------------------------------------------------ callbacks
@@ -181,21 +184,13 @@ def test_save_set_refuses_a_non_finite_set_naming_the_file(digits, tmp_path):
     assert not (tmp_path / "s.npz").exists()
 
 
-def _rewrite(path, **entries):
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    arrays.update(entries)
-    np.savez(path, **arrays)
-
-
 def test_load_set_refuses_a_non_finite_set_naming_the_file(digits, tmp_path):
     from gradmatch import load_set, save_set
 
     path = save_set(tmp_path / "s.npz", _fitted(digits))
-    with np.load(path, allow_pickle=False) as npz:
-        X = npz["X"].copy()
+    X = arrays_of(path)["X"].copy()
     X[1, 2, 3] = np.nan
-    _rewrite(path, X=X)
+    tamper(path, X=X)
     with pytest.raises(ValueError, match=f"{path}: X holds NaN or infinite values"):
         load_set(path)
 
@@ -206,8 +201,7 @@ def test_load_set_refuses_an_entry_that_inflates_before_reading_it(digits, tmp_p
     from gradmatch import load_set, save_set
 
     path = save_set(tmp_path / "s.npz", _fitted(digits))
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    arrays = arrays_of(path)
     arrays["X"] = np.zeros((len(arrays["y"]), 4000, 4000))  # 1.3 GB of zeros, a few MB compressed
     bomb = tmp_path / "bomb.npz"
     with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -230,7 +224,7 @@ def test_load_set_names_a_too_deep_meta_entry(digits, tmp_path):
     from gradmatch import load_set, save_set
 
     path = save_set(tmp_path / "s.npz", _fitted(digits))
-    _rewrite(path, meta=np.array("[" * 100000 + "]" * 100000))
+    tamper(path, meta=np.array("[" * 100000 + "]" * 100000))
     with pytest.raises(ValueError, match=f"{path}: the meta entry is nested too deeply"):
         load_set(path)
 
@@ -239,8 +233,7 @@ def test_load_set_names_an_oversized_header(digits, tmp_path):
     from gradmatch import load_set, save_set
 
     path = save_set(tmp_path / "s.npz", _fitted(digits))
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    arrays = arrays_of(path)
     import zipfile
 
     odd = tmp_path / "odd.npz"
@@ -341,11 +334,9 @@ def test_a_checkpoint_written_on_cuda_is_refused_on_the_cpu(tmp_path):
                   checkpoint=tmp_path)
     GradientMatchingCondenser(**params, iterations=1).fit(X, y)  # learns this run's file name and key
     path = only_checkpoint(tmp_path)
-    with np.load(path, allow_pickle=False) as mine:
-        key = mine["key"]
+    key = arrays_of(path)["key"]
     cuda = Path(__file__).parent / "data" / "cuda-written-checkpoint.npz"
-    with np.load(cuda, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    arrays = arrays_of(cuda)
     assert arrays["generator"].shape == (16,)  # a CUDA generator's state
     arrays["key"] = key  # the same settings, were the key scheme to change
     np.savez(path, **arrays)

@@ -101,22 +101,6 @@ def test_whole_set_reference_runs_alone(tmp_path):
     assert "| Whole training set | ours " in (out / "tables.md").read_text()
 
 
-@pytest.fixture(scope="module")
-def reproduce():
-    """The package benchmarks/reproduce/, imported from benchmarks/ as its command line does."""
-    import importlib
-
-    folder = str(ROOT / "benchmarks")
-    sys.path.insert(0, folder)
-    try:
-        package = importlib.import_module("reproduce")
-        for name in ("budgets", "methods", "paper", "runner"):
-            importlib.import_module(f"reproduce.{name}")
-        yield package
-    finally:
-        sys.path.remove(folder)
-
-
 def test_cpu_budget_has_dm_cells_evaluated_dsa_way(reproduce):
     budgets = reproduce.budgets
     cells = {c.key: c for c in budgets.make_budget("cpu").cells}

@@ -8,30 +8,12 @@ committed report is checked against the committed records it was made from.
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import statistics
-import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def reproduce():
-    """The package benchmarks/reproduce/, imported from benchmarks/ as its command line does."""
-    folder = str(ROOT / "benchmarks")
-    sys.path.insert(0, folder)
-    try:
-        package = importlib.import_module("reproduce")
-        for name in ("budgets", "methods", "report", "runner"):
-            importlib.import_module(f"reproduce.{name}")
-        yield package
-    finally:
-        sys.path.remove(folder)
 
 
 def write_cell(out: Path, key: str, set_accuracies: list[list[float]], fit_seconds: float = 1.0) -> None:
