@@ -22,18 +22,19 @@ from .augment import check_augment_input, make_augment
 from .checkpoint import Checkpointer, NoCheckpoint, UndescribableSetting, describe_run, describe_setting, run_key
 from .data import ClassPools, DatasetPools
 from .engine import DivergenceError, SetLoop
+from .formation import check_factor, decode_array, pack
 from .hooks import IterationHooks
 from .networks import build_model, check_network_fits
 from .parameters import POSITIVE, AugmentSpec, Count, Folder, MeanStd, ModelName, Number, Options, StrOptions
 from .resolve import resolve_model, resolve_normalization
 from .runtime import isolated_rng, make_generator, resolve_device, seed_from
 from .sharding import current_shard
-from .validation import PreparedData, to_output_images, warn_user
+from .validation import PreparedData, to_output_images, to_output_labels, warn_user
 
 __all__ = ["LearnedSetReducer", "INITS"]
 
 #: Valid values of the ``init`` parameter.
-INITS = ("noise", "real")
+INITS = ("noise", "real", "mix")
 
 
 def _at_added_default(name: str, value, added_later: dict) -> bool:
@@ -56,6 +57,7 @@ class LearnedSetReducer(BaseReducer):
         # Momentum 1 or more never forgets a step: the set grows without bound.
         "momentum_syn": [Number(0, 1, closed="left")],
         "batch_real": [Count(1)],
+        "factor": [Count(1)],
         "init": [StrOptions(set(INITS))],
         "augment": [AugmentSpec()],
         "model": [ModelName(), callable],
@@ -81,7 +83,7 @@ class LearnedSetReducer(BaseReducer):
     #: reproduces the behaviour before them: left out of the run key at that value,
     #: so a checkpoint written before they existed still resumes. A new parameter
     #: that shapes the result goes here with its default.
-    _ADDED_LATER: dict = {}
+    _ADDED_LATER: dict = {"factor": 1}
 
     #: The loop class a subclass runs.
     _loop_class: type[SetLoop] = SetLoop
@@ -110,17 +112,29 @@ class LearnedSetReducer(BaseReducer):
         """The rules that need the data: budgets, augmentation, network, statistics, warm start."""
         plan = super()._check_params_vs_input(data, plan)
         check_augment_input(plan["augment"], data.layout.image_shape is not None)
-        previous = getattr(self, "_state", None)
-        if self.warm_start and previous is not None and not np.array_equal(previous["classes"], data.classes):
-            raise ValueError(
-                "warm_start=True continues the previous synthetic set, which was fitted on classes "
-                f"{previous['classes'].tolist()!r}; these data have {data.classes.tolist()!r}. "
-                "Set warm_start=False to start over.")
+        check_factor(self.factor, data.layout.image_shape)
+        self._check_warm_start(data)
         counts = data.class_counts
         return {**plan,
                 "model": resolve_model(self.model, data.layout.image_shape),
                 "normalization": resolve_normalization(self.normalization, data),
                 "class_weights": counts / counts.sum()}  # the classes' priors
+
+    def _check_warm_start(self, data: PreparedData) -> None:
+        """A warm start continues a set only on the same classes and with the same formation."""
+        previous = getattr(self, "_state", None)
+        if not self.warm_start or previous is None:
+            return
+        if not np.array_equal(previous["classes"], data.classes):
+            raise ValueError(
+                "warm_start=True continues the previous synthetic set, which was fitted on classes "
+                f"{previous['classes'].tolist()!r}; these data have {data.classes.tolist()!r}. "
+                "Set warm_start=False to start over.")
+        if previous.get("factor", 1) != self.factor:
+            raise ValueError(
+                f"warm_start=True continues the previous synthetic set, whose images were learned as "
+                f"factor={previous.get('factor', 1)} formations; factor={self.factor} would read them "
+                "another way. Set factor back, or warm_start=False to start over.")
 
     def _run_settings(self, precision: str | None, seed: int) -> dict:
         """The settings that identify a run's checkpoints (described faithfully, or refused).
@@ -179,6 +193,9 @@ class LearnedSetReducer(BaseReducer):
     def _initial_set(self, pools, syn_counts: list, shape, generator, shard) -> torch.Tensor:
         if self.init == "real":
             return pools.initial_images(syn_counts, generator)
+        if self.init == "mix":  # factor**2 real images of the class shrunk into each stored one
+            per_stored = self.factor * self.factor
+            return pack(pools.initial_images([k * per_stored for k in syn_counts], generator), self.factor)
         syn = torch.randn((sum(syn_counts),) + tuple(shape), generator=generator, device=generator.device)
         if shard is None:
             return syn
@@ -253,16 +270,25 @@ class LearnedSetReducer(BaseReducer):
                 partial: bool) -> dict:
         """The fitted attributes for the synthetic set ``syn`` (normalised, ordered by class)."""
         norm = plan["normalization"]
+        stored = to_output_images(syn, data.layout, np.asarray(norm.mean), np.asarray(norm.std))
+        stored_codes = np.repeat(np.arange(data.n_classes), plan["ipc"])
         return {
-            "X_syn_": to_output_images(syn, data.layout, np.asarray(norm.mean), np.asarray(norm.std)),
-            "_syn_codes": np.repeat(np.arange(data.n_classes), plan["ipc"]),
+            # What networks train on is decoded from the stored form, here as after load_set.
+            "X_syn_": decode_array(stored, self.factor, data.layout.internal_shape),
+            "_syn_codes": np.repeat(stored_codes, self.factor ** 2),
+            "X_stored_": stored, "_stored_codes": stored_codes, "factor_": self.factor,
             "normalization_": norm.as_dict(), "class_weights_": plan["class_weights"],
             "history_": loop.history, "n_iter_": loop.iteration,
-            "partial_": partial, "_state": {**loop.last_boundary_state(), "classes": data.classes},
+            "partial_": partial,
+            "_state": {**loop.last_boundary_state(), "classes": data.classes, "factor": self.factor},
             "model_": plan["model"] if isinstance(plan["model"], str) else "custom",
             "n_ranks_": 1 if loop.shard is None else loop.shard.world_size,
             **self._fitted_extras(plan),
         }
+
+    def _set_fitted(self, data: PreparedData, fitted: dict) -> None:
+        super()._set_fitted(data, fitted)
+        self.y_stored_ = to_output_labels(self._stored_codes, self.classes_)
 
     def _shard(self, data: PreparedData):
         """This process's class shard when ``distributed`` allows and a process group is up."""

@@ -77,8 +77,22 @@ class GradientMatchingCondenser(LearnedSetReducer):
         Real images per class per matching step (the whole class if smaller).
     batch_train : int, default=256
         Minibatch size of the network steps (one step = one epoch over the set).
-    init : {"noise", "real"}, default="noise"
-        Start from Gaussian noise (the paper) or from random real images.
+    init : {"noise", "real", "mix"}, default="noise"
+        Start from Gaussian noise (the paper), from random real images, or
+        (``"mix"``) from ``factor**2`` random real images of the class shrunk
+        into the parts of each stored image (IDC's initialisation; with
+        ``factor=1`` the same as ``"real"``).
+    factor : int, default=1
+        Multi-formation (Kim et al., ICML 2022): each stored image is cut
+        into a ``factor`` x ``factor`` grid of parts and each part is resized
+        (bilinear) back to the input size, so the same storage, ``ipc``
+        images per class, trains networks on ``ipc * factor**2`` images.
+        Matching, network steps and evaluation all see the decoded images;
+        ``transform()``, ``fit_resample()`` and ``X_syn_`` return them and
+        ``X_stored_`` holds the stored ones (``save_set`` keeps those with
+        the factor). When a side does not divide by ``factor`` the first
+        ``side % factor`` parts are one pixel longer. Needs images, with
+        ``factor <= min(H, W)``; 1 is the plain method.
     augment : None, "dsa", str or gradmatch.augment.DSA, default=None
         Differentiable siamese augmentation (Zhao and Bilen, ICML 2021), which
         the paper's setting does not use (None). ``"dsa"`` applies DSA's
@@ -190,6 +204,11 @@ class GradientMatchingCondenser(LearnedSetReducer):
         Processes the classes were sharded over (1: not sharded).
     precision_ : str
         The precision used (``"float32"`` after a fallback from ``"bf16"``).
+    X_stored_, y_stored_ : ndarray
+        The stored set (``ipc`` images per class) and its labels; equal to
+        ``X_syn_``, ``y_syn_`` when ``factor_`` is 1.
+    factor_ : int
+        The multi-formation factor the set decodes with.
 
     Examples
     --------
@@ -236,6 +255,7 @@ class GradientMatchingCondenser(LearnedSetReducer):
         batch_real=256,
         batch_train=256,
         init="noise",
+        factor=1,
         augment=None,
         precision="float32",
         compile=False,
@@ -266,6 +286,7 @@ class GradientMatchingCondenser(LearnedSetReducer):
         self.batch_real = batch_real
         self.batch_train = batch_train
         self.init = init
+        self.factor = factor
         self.augment = augment
         self.precision = precision
         self.compile = compile
@@ -316,7 +337,7 @@ class GradientMatchingCondenser(LearnedSetReducer):
             class_weights=plan["class_weights"].tolist(), lr_syn=float(self.lr_syn),
             momentum_syn=float(self.momentum_syn), lr_net=float(self.lr_net), batch_real=self.batch_real,
             batch_train=self.batch_train, augment=plan["augment"], precision=plan["precision"],
-            compile=bool(self.compile))
+            compile=bool(self.compile), factor=self.factor)
 
 
     # ------------------------------------------------------------------ fit steps

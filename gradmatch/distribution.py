@@ -37,6 +37,8 @@ class DistributionSettings:
     batch_real: int = 256
     #: Differentiable siamese augmentation (gradmatch.augment.DSA) or None.
     augment: object = None
+    #: Multi-formation: each stored image decodes into factor**2 training images.
+    factor: int = 1
 
 
 def mean_embedding_loss(real: Sequence[torch.Tensor], syn: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -100,7 +102,7 @@ class DistributionMatchingLoop(SetLoop):
     def class_batches(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per owned class: a real batch and the synthetic images, augmented alike when asked."""
         batches = list(self.owned_batches())
-        return [xr for _, xr, _, _ in batches], [xs for _, _, _, xs in batches]
+        return [b.real for b in batches], [b.syn for b in batches]
 
     def distribution_step(self, embed, joint: bool) -> float:
         """One SGD step of the set on the mean-embedding loss; returns the loss (all ranks)."""

@@ -26,9 +26,8 @@ class DistributionMatchingCondenser(LearnedSetReducer):
     :class:`~gradmatch.GradientMatchingCondenser`: the input and output
     contract, normalisation, ``random_state``, checkpoints, warm starts,
     divergence handling, Ctrl-C, progress bar, ``history_``, ``save_set``,
-    pipelines, per-class ``ipc`` and class sharding under ``torchrun``. The
-    multi-formation ``factor`` of the gradient-matching condenser has not
-    landed yet, so DM has none either.
+    pipelines, per-class ``ipc``, class sharding under ``torchrun`` and the
+    multi-formation ``factor``.
 
     Parameters
     ----------
@@ -42,8 +41,20 @@ class DistributionMatchingCondenser(LearnedSetReducer):
         Momentum of the synthetic images' SGD, in [0, 1).
     batch_real : int, default=256
         Real images per class per iteration (the whole class if smaller).
-    init : {"real", "noise"}, default="real"
-        Start from random real images of each class (DM's choice) or noise.
+    init : {"real", "noise", "mix"}, default="real"
+        Start from random real images of each class (DM's choice), noise, or
+        ``factor**2`` real images shrunk into the parts of each stored image.
+    factor : int, default=1
+        Multi-formation (Kim et al., ICML 2022): each stored image is cut
+        into a ``factor`` x ``factor`` grid of parts and each part is resized
+        (bilinear) back to the input size, so the same storage, ``ipc``
+        images per class, trains networks on ``ipc * factor**2`` images.
+        Matching, network steps and evaluation all see the decoded images;
+        ``transform()``, ``fit_resample()`` and ``X_syn_`` return them and
+        ``X_stored_`` holds the stored ones (``save_set`` keeps those with
+        the factor). When a side does not divide by ``factor`` the first
+        ``side % factor`` parts are one pixel longer. Needs images, with
+        ``factor <= min(H, W)``; 1 is the plain method.
     augment : None, "dsa", str or gradmatch.augment.DSA, default="dsa"
         Differentiable siamese augmentation, one draw per class and iteration
         applied alike to the real batch and the synthetic images. ``"dsa"``
@@ -91,6 +102,11 @@ class DistributionMatchingCondenser(LearnedSetReducer):
         Iterations run in total (across warm starts and resumes).
     partial_ : bool
         True when the fit was interrupted or diverged.
+    X_stored_, y_stored_ : ndarray
+        The stored set (``ipc`` images per class) and its labels; equal to
+        ``X_syn_``, ``y_syn_`` when ``factor_`` is 1.
+    factor_ : int
+        The multi-formation factor the set decodes with.
 
     See Also
     --------
@@ -119,6 +135,7 @@ class DistributionMatchingCondenser(LearnedSetReducer):
         momentum_syn=0.5,
         batch_real=256,
         init="real",
+        factor=1,
         augment="dsa",
         model="auto",
         input_shape=None,
@@ -139,6 +156,7 @@ class DistributionMatchingCondenser(LearnedSetReducer):
         self.momentum_syn = momentum_syn
         self.batch_real = batch_real
         self.init = init
+        self.factor = factor
         self.augment = augment
         self.model = model
         self.input_shape = input_shape
@@ -156,4 +174,4 @@ class DistributionMatchingCondenser(LearnedSetReducer):
     def _loop_settings(self, plan: dict) -> DistributionSettings:
         return DistributionSettings(iterations=self.iterations, lr_syn=float(self.lr_syn),
                                     momentum_syn=float(self.momentum_syn), batch_real=self.batch_real,
-                                    augment=plan["augment"])
+                                    augment=plan["augment"], factor=self.factor)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -25,11 +25,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import ClassPools
+from .formation import decode, decoded_labels
 from .matching import matching_loss, rule_for_iteration
 from .schedules import Schedule
 from .sharding import ClassShard, split_classes
 
-__all__ = ["BN_TYPES", "LoopSettings", "SetLoop", "CondensationLoop", "DivergenceError", "class_gradients"]
+__all__ = ["BN_TYPES", "LoopSettings", "SetLoop", "ClassBatch", "CondensationLoop", "DivergenceError",
+           "class_gradients"]
 
 _CE = nn.CrossEntropyLoss()
 #: Normalisation layers that use batch statistics.
@@ -78,6 +80,8 @@ class LoopSettings:
     precision: str = "float32"
     #: torch.compile the network of the real-gradient pass.
     compile: bool = False
+    #: Multi-formation: each stored image decodes into factor**2 training images.
+    factor: int = 1
 
 
 def class_gradients(net: nn.Module, params: Sequence[torch.Tensor], x: torch.Tensor,
@@ -121,6 +125,16 @@ def announce_long_run(seconds: float, remaining: int, write: Callable[[str], obj
     return True
 
 
+class ClassBatch(NamedTuple):
+    """One class's matching batch: real images and the decoded synthetic ones, with labels."""
+
+    c: int
+    real: torch.Tensor
+    real_labels: torch.Tensor
+    syn: torch.Tensor
+    syn_labels: torch.Tensor
+
+
 @dataclass
 class SetLoop:
     """What every loop that learns a synthetic set shares: the set, its optimiser, randomness, state.
@@ -141,7 +155,8 @@ class SetLoop:
         ``() -> nn.Module`` with a fresh random initialisation; called inside a
         forked, seeded global RNG.
     settings : LoopSettings or another settings dataclass
-        Needs ``iterations``, ``lr_syn`` and ``momentum_syn`` at least.
+        Needs ``iterations``, ``lr_syn``, ``momentum_syn``, ``batch_real``,
+        ``augment`` and ``factor``.
     generator : torch.Generator
         Source of all randomness (batches, shuffles, network seeds), on the
         data's device.
@@ -202,8 +217,13 @@ class SetLoop:
         return partial if self.shard is None else self.shard.sum_(partial)
 
     def full_synthetic(self) -> torch.Tensor:
-        """The whole synthetic set (collective when sharded), detached."""
+        """The whole stored synthetic set (collective when sharded), detached."""
         return self._assemble(self.syn.detach())
+
+    def training_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole set as networks train on it (decoded when ``factor > 1``), with its labels."""
+        factor = self.settings.factor
+        return decode(self.full_synthetic(), factor), decoded_labels(self.full_labels, factor)
 
     def fresh_network(self) -> nn.Module:
         """A new network, initialised from a seed drawn from the loop's generator."""
@@ -241,9 +261,10 @@ class SetLoop:
         self._boundary = self.state()
         return record
 
-    def owned_batches(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Per owned class, in class order: ``(c, real batch, its labels, synthetic images)``.
+    def owned_batches(self) -> Iterator[ClassBatch]:
+        """Per owned class, in class order, its :class:`ClassBatch`.
 
+        The synthetic side is the class's stored images decoded (``factor``).
         With ``settings.augment``, one draw of parameters is applied to both
         sides of the class (siamese). The draws of every class are made in
         every rank, so all ranks follow the single-process random stream.
@@ -257,10 +278,11 @@ class SetLoop:
             rows = self.syn_slices[c]
             if rows is None:
                 continue  # another rank's class
-            xs = self.syn[rows]
+            xs = decode(self.syn[rows], s.factor)
+            ys = decoded_labels(self.syn_labels[rows], s.factor)
             if draw is not None:
                 xr, xs = s.augment.apply(xr, draw), s.augment.apply(xs, draw)
-            yield c, xr, yr, xs
+            yield ClassBatch(c, xr, yr, xs, ys)
 
     def iterate(self) -> dict:  # pragma: no cover - abstract
         """The work of one outer iteration; returns its record (``loss`` and the subclass's keys)."""
@@ -453,10 +475,10 @@ class CondensationLoop(SetLoop):
         n_classes = self.pools.n_classes
         weights = s.class_weights if s.class_weights is not None else [1.0 / n_classes] * n_classes
         g_real, g_syn, w_own = [], [], []
-        for c, xr, yr, xs in self.owned_batches():
-            g_real.append(self.real_gradients(net, params, xr, yr, low))
-            g_syn.append(class_gradients(net, params, xs, self.syn_labels[self.syn_slices[c]], create_graph=True))
-            w_own.append(weights[c])
+        for batch in self.owned_batches():
+            g_real.append(self.real_gradients(net, params, batch.real, batch.real_labels, low))
+            g_syn.append(class_gradients(net, params, batch.syn, batch.syn_labels, create_graph=True))
+            w_own.append(weights[batch.c])
         sharded = self.shard is not None
         loss = matching_loss(g_syn, g_real, distance=s.distance, match=s.match, lam=s.lam,
                              weights=w_own, iteration=self.iteration,
@@ -490,8 +512,7 @@ class CondensationLoop(SetLoop):
         """Train ``net`` on the current synthetic set after matching step ``t``."""
         net.train()
         # Every rank trains the same network on the whole set (gathered when sharded).
-        x = self.full_synthetic()
-        y = self.full_labels
+        x, y = self.training_set()
         sched = self.settings.schedule
         if not sched.until_overfit:
             n_steps = sched(t)

@@ -5,7 +5,7 @@ unicode array, so it loads with ``np.load(path, allow_pickle=False)`` and
 loading it never runs code. Metadata (the estimator's class name and
 settings, the gradmatch version) travel as a JSON string.
 
-Entries of format version 1:
+Entries of format version 1 (and of version 2, which adds ``formation.factor``):
 
 ============================  ==================================================
 ``format``                    ``"gradmatch.synthetic-set"``
@@ -19,7 +19,13 @@ Entries of format version 1:
 ``history.<key>``             the condenser only: per-iteration records
 ``meta``                      JSON: method, settings, version, label details,
                               the dataset's name where the caller gave it
+``formation.factor``          version 2 only: the multi-formation factor f >= 2;
+                              ``X`` and ``y`` then hold the *stored* set, which
+                              :func:`load_set` decodes into f**2 images each
 ============================  ==================================================
+
+A set without multi-formation is written as version 1, so older gradmatch
+versions read it; a version-2 file is refused by them, never misread.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ __all__ = ["SyntheticSet", "save_set", "load_set", "settings_as_saved", "FORMAT"
 FORMAT = "gradmatch.synthetic-set"
 
 #: Version of the file layout written by :func:`save_set` (and the newest one read).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _REQUIRED = ("format", "format_version", "meta", "X", "y", "classes", "input_shape")
 _HISTORY_PREFIX = "history."
@@ -83,6 +89,11 @@ class SyntheticSet:
     dataset : str or None
         Name of the data the set was made from, as given to :func:`save_set`
         (``gradmatch condense`` records its ``--dataset``); None when not given.
+    factor : int
+        Multi-formation factor: ``X`` is decoded from ``X_stored``, each
+        stored image giving ``factor**2`` images (1: ``X`` is ``X_stored``).
+    X_stored, y_stored : ndarray
+        The set as stored in the file, and its labels.
     """
 
     X: np.ndarray
@@ -96,6 +107,9 @@ class SyntheticSet:
     sample_indices: np.ndarray | None = None
     history: dict | None = None
     dataset: str | None = None
+    factor: int = 1
+    X_stored: np.ndarray | None = None
+    y_stored: np.ndarray | None = None
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Return copies of ``(X, y)``, as :meth:`transform` of the estimator gave them.
@@ -238,6 +252,10 @@ def _estimator_arrays(estimator, dataset: str | None = None) -> dict[str, np.nda
     y, y_object = _portable_labels(estimator.y_syn_, "labels")
     classes, classes_object = _portable_labels(estimator.classes_, "classes")
     input_shape = getattr(estimator, "input_shape_", None)
+    factor = int(getattr(estimator, "factor_", 1))
+    if factor > 1:  # the stored form is what the file keeps; loading decodes it
+        X = np.asarray(estimator.X_stored_)
+        y, y_object = _portable_labels(estimator.y_stored_, "labels")
     meta = {
         "method": type(estimator).__name__,
         "settings": settings_as_saved(estimator),
@@ -248,7 +266,7 @@ def _estimator_arrays(estimator, dataset: str | None = None) -> dict[str, np.nda
         meta["dataset"] = dataset
     arrays = {
         "format": np.array(FORMAT),
-        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "format_version": np.array(1 if factor == 1 else 2, dtype=np.int64),
         "meta": np.array(json.dumps(meta, allow_nan=False, sort_keys=True)),
         "X": X,
         "y": y,
@@ -259,6 +277,8 @@ def _estimator_arrays(estimator, dataset: str | None = None) -> dict[str, np.nda
     if norm is not None:
         arrays["normalization.mean"] = np.asarray(norm["mean"], dtype=np.float64).reshape(-1)
         arrays["normalization.std"] = np.asarray(norm["std"], dtype=np.float64).reshape(-1)
+    if factor > 1:
+        arrays["formation.factor"] = np.array(factor, dtype=np.int64)
     indices = getattr(estimator, "sample_indices_", None)
     if indices is not None:
         arrays["sample_indices"] = np.asarray(indices, dtype=np.int64)
@@ -503,12 +523,30 @@ def _read_set(r: _Reader) -> SyntheticSet:
     meta = _read_meta(r)
     X, y, classes = _read_labelled_samples(r, meta)
     input_shape = _read_input_shape(r, X)
+    factor = _read_factor(r, input_shape)
+    if factor > 1:
+        from .formation import decode_array  # torch, only for multi-formation sets
     return SyntheticSet(
-        X=X, y=y, classes=classes, input_shape=input_shape,
+        X=decode_array(X, factor, input_shape) if factor > 1 else X,
+        y=np.repeat(y, factor * factor) if factor > 1 else y, classes=classes, input_shape=input_shape,
         normalization=_read_normalization(r, X, input_shape), method=meta["method"],
         settings=meta["settings"], version=meta["version"], sample_indices=_read_indices(r, len(X)),
-        history=_read_history(r), dataset=meta.get("dataset"),
+        history=_read_history(r), dataset=meta.get("dataset"), factor=factor, X_stored=X, y_stored=y,
     )
+
+
+def _read_factor(r: _Reader, input_shape) -> int:
+    """The multi-formation factor (1 for files without one), checked against the images."""
+    if "formation.factor" not in r.npz.files:
+        return 1
+    value = r.array("formation.factor")
+    if value.shape != () or value.dtype.kind not in "iu" or int(value) < 2:
+        raise r.fail(f"formation.factor should be an integer >= 2, found {value!r}")
+    factor = int(value)
+    if input_shape is None or factor > min(input_shape[1:]):
+        raise r.fail(f"formation.factor {factor} needs images with both sides >= {factor}; the set's "
+                     f"input_shape is {input_shape}")
+    return factor
 
 
 def _check_header(r: _Reader) -> None:

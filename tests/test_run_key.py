@@ -63,6 +63,7 @@ RESULT_SHAPING = {
     "batch_real": (8, 16),
     "batch_train": (256, 128),
     "init": ("noise", "real"),
+    "factor": (1, 2),
     "augment": (DSA(scale=1.2), DSA(scale=1.5)),
     "precision": ("float32", "bf16"),
     "compile": (False, True),
@@ -78,6 +79,7 @@ MORE_PAIRS = [
     ("distance", functools.partial(cos_only), functools.partial(sse_only)),
     ("schedule", two_steps, three_steps),
     ("schedule", functools.partial(two_steps), functools.partial(three_steps)),
+    ("init", "real", "mix"),
     ("augment", "dsa", "crop_scale"),
     ("augment", DSA(strategy="crop"), DSA(strategy="scale")),
     ("model", "mlp", "convnet"),
@@ -317,3 +319,18 @@ def test_a_parameter_added_later_keeps_old_keys_at_its_default(data, monkeypatch
     assert key_of(data, lam=None) == run_key(data.images, data.labels, data.classes, {
         k: v for k, v in GradientMatchingCondenser()._run_settings("float32", 0).items() if k != "lam"})
     assert key_of(data, lam=3.0) != key_of(data, lam=None)
+
+
+@pytest.mark.parametrize("estimator, precision, key", [
+    (GradientMatchingCondenser, "float32", "807c4cf2b9c83c194a381b4171b0f03934dd69b3583e44c95920a35fa0a65175"),
+    ("dm", None, "47a0c83e89173ee538b5f55a9b4e081c25409a21525d06e0843c528839f92188"),
+])
+def test_keys_written_before_the_later_parameters_still_match(digits_all, estimator, precision, key):
+    """Pinned keys of two default runs, written before factor existed: checkpoints of then still resume."""
+    from gradmatch import DistributionMatchingCondenser
+    from gradmatch.validation import prepare_training_data
+
+    X, y = digits_all
+    data = prepare_training_data(X.reshape(len(X), -1), y)
+    est = (DistributionMatchingCondenser if estimator == "dm" else estimator)(ipc=3, random_state=0)
+    assert run_key(data.images, data.labels, data.classes, est._run_settings(precision, 0)) == key
