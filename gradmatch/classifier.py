@@ -15,17 +15,47 @@ from sklearn.utils.validation import check_is_fitted
 from .augment import check_augment_input, make_augment
 from .data import Normalization
 from .networks import build_model, check_network_fits
-from .parameters import NON_NEGATIVE, POSITIVE, AugmentSpec, Count, ImageShape, MeanStd, ModelName, Number, StrOptions
+from .parameters import (
+    NON_NEGATIVE,
+    POSITIVE,
+    AugmentSpec,
+    Count,
+    ImageShape,
+    MeanStd,
+    ModelName,
+    Number,
+    StrOptions,
+    _Rule,
+)
 from .resolve import resolve_model, resolve_normalization
 from .runtime import isolated_rng, make_generator, resolve_device, seed_from
-from .training import TrainRecipe, predict_logits, train_network
+from .training import LR_SCHEDULES, MIXES, TrainRecipe, predict_logits, train_network
 from .validation import prepare_images, prepare_training_data
 
 __all__ = ["NetworkClassifier"]
 
 
+class LrSchedule(_Rule):
+    """A pair ``(fractions, factor)``: fractions of the epochs in ``[0, 1]`` and a positive decay factor."""
+
+    def is_satisfied_by(self, val) -> bool:
+        if not isinstance(val, (tuple, list)) or len(val) != 2 or not isinstance(val[0], (tuple, list)):
+            return False
+        steps, factor = val
+        return all(Number(0, 1, closed="both").is_satisfied_by(f) for f in steps) and POSITIVE.is_satisfied_by(factor)
+
+    def __str__(self) -> str:
+        return "a pair (fractions of the epochs in [0, 1], positive decay factor), e.g. ((0.5,), 0.1)"
+
+
 class NetworkClassifier(ClassifierMixin, BaseEstimator):
-    """A network trained from scratch with DC's evaluation recipe.
+    """A network trained from scratch with DC's evaluation recipe, or IDC's.
+
+    The defaults are DC's recipe (:class:`gradmatch.training.TrainRecipe`).
+    IDC's (Kim et al., ICML 2022; :func:`gradmatch.training.idc_recipe`) is
+    ``epochs=1000, batch_size=64, lr_schedule="idc",
+    augment="color_crop_flip_scale_rotate", mix="cutmix"`` (no ``flip`` for
+    MNIST or SVHN).
 
     Parameters
     ----------
@@ -34,7 +64,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         :data:`gradmatch.networks.MODELS`, or a factory
         ``(input_shape, n_classes) -> nn.Module``.
     epochs : int, default=300
-        Training epochs; the learning rate drops x0.1 at half.
+        Training epochs.
     lr : float, default=0.01
     momentum : float, default=0.9
     weight_decay : float, default=5e-4
@@ -43,6 +73,25 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         Differentiable augmentation of every training batch, with fresh
         random parameters per image (DSA evaluates its sets this way, for
         1000 epochs). Accepts what the condenser's ``augment`` accepts.
+        With ``mix="cutmix"`` leave ``cutout`` out of the strategy, as IDC does.
+    lr_schedule : {"dc", "idc"} or (fractions, factor), default="dc"
+        When the learning rate decays: ``"dc"`` multiplies it by 0.1 at half
+        the epochs, ``"idc"`` by 0.2 at ``2 * epochs // 3`` and again at
+        ``5 * epochs // 6``; a pair ``(fractions, factor)`` multiplies it by
+        ``factor`` at ``floor(f * epochs)`` for each fraction ``f`` in
+        ``[0, 1]`` (:func:`gradmatch.training.lr_milestones`).
+    mix : {"cutmix"} or None, default=None
+        ``"cutmix"`` mixes every augmented batch with probability ``mix_prob``
+        by CutMix (:func:`gradmatch.training.cutmix`: a box of the image is
+        pasted from another image of the batch and the loss weighs both
+        labels by their pixel shares), as IDC trains its evaluation networks.
+        Needs images.
+    mix_prob : float, default=0.5
+        Probability that a batch is mixed (IDC: 0.5 on MNIST, Fashion-MNIST,
+        SVHN and CIFAR).
+    mix_beta : float, default=1.0
+        CutMix's box size: ``lam ~ Beta(mix_beta, mix_beta)`` and the box
+        covers about ``1 - lam`` of the image.
     normalization : "auto", None, dict or (mean, std), default="auto"
         ``"auto"`` uses the statistics of the data given to ``fit``. To train on
         a synthetic or selected set, pass the real data's statistics, e.g. a
@@ -82,6 +131,10 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         "weight_decay": [NON_NEGATIVE],
         "batch_size": [Count(1)],
         "augment": [AugmentSpec()],
+        "lr_schedule": [StrOptions(set(LR_SCHEDULES)), LrSchedule()],
+        "mix": [StrOptions(set(MIXES)), None],
+        "mix_prob": [Number(0, 1, closed="both")],
+        "mix_beta": [POSITIVE],
         "normalization": [StrOptions({"auto"}), None, MeanStd(), Normalization],
         "input_shape": [ImageShape(), None],
         "device": [str, torch.device, None],
@@ -90,8 +143,8 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
     }
 
     def __init__(self, model="auto", *, epochs=300, lr=0.01, momentum=0.9, weight_decay=5e-4,
-                 batch_size=256, augment=None, normalization="auto", input_shape=None, device="auto",
-                 random_state=None, verbose=0):
+                 batch_size=256, augment=None, lr_schedule="dc", mix=None, mix_prob=0.5, mix_beta=1.0,
+                 normalization="auto", input_shape=None, device="auto", random_state=None, verbose=0):
         self.model = model
         self.epochs = epochs
         self.lr = lr
@@ -99,6 +152,10 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.augment = augment
+        self.lr_schedule = lr_schedule
+        self.mix = mix
+        self.mix_prob = mix_prob
+        self.mix_beta = mix_beta
         self.normalization = normalization
         self.input_shape = input_shape
         self.device = device
@@ -106,9 +163,13 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     def _recipe(self) -> TrainRecipe:
+        steps, decay = (LR_SCHEDULES[self.lr_schedule] if isinstance(self.lr_schedule, str)
+                        else self.lr_schedule)
         return TrainRecipe(epochs=self.epochs, lr=float(self.lr), momentum=float(self.momentum),
                            weight_decay=float(self.weight_decay), batch_size=self.batch_size,
-                           augment=make_augment(self.augment))
+                           augment=make_augment(self.augment), lr_steps=tuple(float(f) for f in steps),
+                           lr_decay=float(decay), mix=self.mix, mix_prob=float(self.mix_prob),
+                           mix_beta=float(self.mix_beta))
 
     def fit(self, X, y=None):
         """Train a fresh network on ``(X, y)``. Returns self."""
@@ -117,6 +178,9 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         device = resolve_device(self.device)
         data = prepare_training_data(X, y, self.input_shape)
         check_augment_input(recipe.augment, data.layout.image_shape is not None)
+        if recipe.mix is not None and data.layout.image_shape is None:
+            raise ValueError(f"mix={recipe.mix!r} needs images, but X is flat features: pass "
+                             "input_shape=(C, H, W) or image-shaped X, or set mix=None")
         norm = resolve_normalization(self.normalization, data)
         model = resolve_model(self.model, data.layout.image_shape)
         shape = data.layout.internal_shape
@@ -173,7 +237,8 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """The most likely class of each sample, in the labels' own type."""
-        return self.classes_[self.decision_function(X).argmax(axis=1)]
+        scores = self.decision_function(X)  # checks that the classifier is fitted first
+        return self.classes_[scores.argmax(axis=1)]
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -1,15 +1,16 @@
 """Scoring a small training set the way the literature does (docs/design.md section 3).
 
 Fresh networks are trained from scratch on the (synthetic or selected) set
-with DC's recipe and tested on a real test set; the set is normalised with the
-statistics of the real training data that travel with it, never recomputed
-from the small set.
+with DC's recipe (or another :class:`~gradmatch.training.TrainRecipe`, such
+as IDC's: :func:`~gradmatch.training.idc_recipe`) and tested on a real test
+set; the set is normalised with the statistics of the real training data that
+travel with it, never recomputed from the small set.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from .classifier import NetworkClassifier
 from .data import Normalization
 from .memory import freed_memory_is_kept, keep_freed_memory
 from .runtime import resolve_device
-from .training import TrainRecipe
+from .training import MIXES, TrainRecipe
 from .validation import check_positive_int, prepare_images
 
 __all__ = ["EvaluationResult", "ProtocolResult", "evaluate_set", "evaluate_reducer"]
@@ -61,8 +62,8 @@ def _train_and_score(params: dict, X_set, y_set, X_test, y_test, threads: int | 
 
 def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normalization,
                  model="auto", input_shape=None, n_models: int = 5, epochs: int = 300,
-                 recipe: TrainRecipe | None = None, augment=None, random_state: int = 0,
-                 device="auto", n_jobs: int | None = 1) -> EvaluationResult:
+                 recipe: TrainRecipe | None = None, augment=None, mix: str | None = None,
+                 random_state: int = 0, device="auto", n_jobs: int | None = 1) -> EvaluationResult:
     """Train ``n_models`` fresh networks on ``(X_set, y_set)`` and score them on the test set.
 
     Parameters
@@ -83,10 +84,21 @@ def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normaliz
         Training epochs (DC's recipe: lr 0.01, momentum 0.9, wd 5e-4, batch 256,
         lr x0.1 at half); ignored when ``recipe`` is given.
     recipe : TrainRecipe, optional
-        A full training recipe instead of DC's with ``epochs``.
+        A full training recipe instead of DC's with ``epochs``; IDC's published
+        figures use :func:`gradmatch.training.idc_recipe` (batch 64, 1000
+        epochs, lr x0.2 at 2/3 and 5/6, DSA without cutout, CutMix with
+        probability 0.5).
     augment : None, "dsa", str or gradmatch.augment.DSA, default=None
         Augment every training batch (DSA's protocol: ``augment="dsa"`` with
         ``epochs=1000``); a ``recipe``'s own ``augment`` is used when this is None.
+    mix : {"cutmix"} or None, default=None
+        ``"cutmix"`` mixes the augmented batches by CutMix
+        (:func:`gradmatch.training.cutmix`) with the recipe's ``mix_prob`` and
+        ``mix_beta`` (0.5 and 1.0 unless ``recipe`` says otherwise), the rest
+        of the recipe unchanged: with DC's recipe it is DC's numbers plus
+        CutMix, not IDC's recipe (which also changes the batch, the epochs,
+        the schedule and the augmentation). A ``recipe``'s own ``mix`` is used
+        when this is None, so DC's recipe trains without mixing.
     random_state : int, default=0
         Seeds of the networks are ``random_state + i``.
     device : str, default="auto"
@@ -114,11 +126,17 @@ def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normaliz
     missing = np.setdiff1d(np.unique(y_test_np), np.unique(y_set_np))
     if len(missing):
         raise ValueError(f"test labels {missing.tolist()!r} do not occur in the training set")
+    if mix is not None and mix not in MIXES:
+        raise ValueError(f"mix must be None or one of {MIXES}, got {mix!r}")
     recipe = recipe or TrainRecipe(epochs=int(epochs))
+    if mix is not None:
+        recipe = replace(recipe, mix=mix)
     augment = make_augment(augment) if augment is not None else recipe.augment
     device = resolve_device(device)
     base = dict(model=model, epochs=recipe.epochs, lr=recipe.lr, momentum=recipe.momentum,
                 weight_decay=recipe.weight_decay, batch_size=recipe.batch_size, augment=augment,
+                lr_schedule=(recipe.lr_steps, recipe.lr_decay), mix=recipe.mix,
+                mix_prob=recipe.mix_prob, mix_beta=recipe.mix_beta,
                 normalization=normalization, input_shape=input_shape)
     seeds = [int(random_state) + i for i in range(check_positive_int(n_models, "n_models"))]
     if device.type == "cpu" and n_jobs not in (None, 1):
@@ -151,8 +169,9 @@ class ProtocolResult(EvaluationResult):
 
 
 def evaluate_reducer(reducer, X, y, X_test, y_test, *, n_repeats: int = 2, n_models: int = 5,
-                     epochs: int = 300, model="auto", augment=None, random_state: int = 0,
-                     device="auto", n_jobs: int | None = 1, callback=None) -> ProtocolResult:
+                     epochs: int = 300, model="auto", augment=None, mix: str | None = None,
+                     random_state: int = 0, device="auto", n_jobs: int | None = 1,
+                     callback=None) -> ProtocolResult:
     """The evaluation protocol: ``n_repeats`` sets from ``reducer``, ``n_models`` networks on each.
 
     Each repeat fits a clone of ``reducer`` with ``random_state + 1000 * r`` (when
@@ -179,6 +198,8 @@ def evaluate_reducer(reducer, X, y, X_test, y_test, *, n_repeats: int = 2, n_mod
         condense (cross-architecture evaluation).
     augment : None, "dsa", str or gradmatch.augment.DSA, default=None
         Augmentation of the evaluation networks' batches (see :func:`evaluate_set`).
+    mix : {"cutmix"} or None, default=None
+        CutMix of those batches (see :func:`evaluate_set`).
     random_state : int, default=0
         Base seed: repeat ``r`` uses ``random_state + 1000 * r``.
     device : str, default="auto"
@@ -212,9 +233,8 @@ def evaluate_reducer(reducer, X, y, X_test, y_test, *, n_repeats: int = 2, n_mod
         seconds = time.perf_counter() - start
         res = evaluate_set(X_set, y_set, X_test, y_test, normalization=est.normalization_,
                            model=model, input_shape=getattr(est, "input_shape", None),
-                           n_models=n_models, epochs=epochs, augment=augment, random_state=seed,
-                           device=device,
-                           n_jobs=n_jobs)
+                           n_models=n_models, epochs=epochs, augment=augment, mix=mix,
+                           random_state=seed, device=device, n_jobs=n_jobs)
         result.per_set.append(res.accuracies)
         result.accuracies.extend(res.accuracies)
         result.fit_seconds.append(seconds)
