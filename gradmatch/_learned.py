@@ -28,6 +28,7 @@ from .networks import build_model, check_network_fits
 from .parameters import POSITIVE, AugmentSpec, Count, Folder, MeanStd, ModelName, Number, Options, StrOptions
 from .resolve import resolve_model, resolve_normalization
 from .runtime import isolated_rng, make_generator, resolve_device, seed_from
+from .sampling import make_real_sampler
 from .sharding import current_shard
 from .validation import PreparedData, to_output_images, to_output_labels, warn_user
 
@@ -58,6 +59,8 @@ class LearnedSetReducer(BaseReducer):
         "momentum_syn": [Number(0, 1, closed="left")],
         "batch_real": [Count(1)],
         "factor": [Count(1)],
+        "real_sampling": [StrOptions({"random", "representative"})],
+        "recluster_every": [Count(1)],
         "init": [StrOptions(set(INITS))],
         "augment": [AugmentSpec()],
         "model": [ModelName(), callable],
@@ -83,7 +86,7 @@ class LearnedSetReducer(BaseReducer):
     #: reproduces the behaviour before them: left out of the run key at that value,
     #: so a checkpoint written before they existed still resumes. A new parameter
     #: that shapes the result goes here with its default.
-    _ADDED_LATER: dict = {"factor": 1}
+    _ADDED_LATER: dict = {"factor": 1, "real_sampling": "random", "recluster_every": 10}
 
     #: The loop class a subclass runs.
     _loop_class: type[SetLoop] = SetLoop
@@ -181,14 +184,20 @@ class LearnedSetReducer(BaseReducer):
         else:
             pools = ClassPools(data.images, data.labels, data.n_classes, plan["normalization"], device,
                                owned=owned)
-        check_network_fits(build_model(model, shape, data.n_classes).to(device),
-                           pools.take_partial(torch.arange(min(2, len(data.labels)), device=device)),
+        trial = build_model(model, shape, data.n_classes).to(device)
+        check_network_fits(trial, pools.take_partial(torch.arange(min(2, len(data.labels)), device=device)),
                            data.n_classes)
+        if self.real_sampling == "representative" and not callable(getattr(trial, "embed", None)):
+            raise ValueError(
+                f"real_sampling='representative' clusters real images in the network's embedding (its "
+                f"embed() method, the features before its classifier), which {type(trial).__name__} lacks: "
+                "give a model with one, or use real_sampling='random'")
         syn_counts = plan["ipc"].tolist()
         return self._loop_class(
             pools=pools, syn=self._initial_set(pools, syn_counts, shape, generator, shard),
             syn_counts=syn_counts, make_network=functools.partial(build_model, model, shape, data.n_classes),
-            settings=self._loop_settings(plan), generator=generator, shard=shard)
+            settings=self._loop_settings(plan), generator=generator, shard=shard,
+            real_sampler=make_real_sampler(self.real_sampling, self.batch_real, self.recluster_every))
 
     def _initial_set(self, pools, syn_counts: list, shape, generator, shard) -> torch.Tensor:
         if self.init == "real":

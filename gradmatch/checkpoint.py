@@ -208,6 +208,8 @@ def save_checkpoint(path: Path, state: dict, key: str) -> None:
     }
     if state.get("momentum") is not None:
         arrays["momentum"] = state["momentum"]
+    if state.get("real_rows") is not None:  # representative real batches held (gradmatch.sampling)
+        arrays["real_rows"] = np.array(json.dumps(state["real_rows"]))
     write_npz_atomic(path, arrays)
 
 
@@ -238,6 +240,7 @@ def load_checkpoint(path: Path, key: str) -> dict | None:
                 "global_rng": npz["global_rng"],
                 "iteration": int(npz["iteration"]),
                 "history": json.loads(str(npz["history"])),
+                **({"real_rows": json.loads(str(npz["real_rows"]))} if "real_rows" in files else {}),
             }
     except ValueError as err:
         if str(path) in str(err):

@@ -68,7 +68,8 @@ _LEARNED = {"condense": "GradientMatchingCondenser", "dm": "DistributionMatching
 
 #: Options of every method in ``_LEARNED`` whose default is the chosen method's
 #: (argparse default None; see :func:`_learned_params`).
-_PER_METHOD = ("iterations", "lr_syn", "batch_real", "init", "augment", "checkpoint", "checkpoint_every")
+_PER_METHOD = ("iterations", "lr_syn", "batch_real", "init", "factor", "augment", "checkpoint",
+               "checkpoint_every")
 
 #: Environment variable that makes errors print their traceback.
 DEBUG_ENV = "GRADMATCH_DEBUG"
@@ -413,8 +414,13 @@ def _learned_options(g) -> None:
                    help="real images per class per matching step (condense) or iteration (dm) "
                         f"({_defaults_text('batch_real')})")
     g.add_argument("--init", **_per_method("init", choices=True),
-                   help="start from Gaussian noise or from random real images "
+                   help="start from Gaussian noise, from random real images, or (mix) from "
+                        "factor**2 real images shrunk into each stored one "
                         f"({_defaults_text('init', show=_plain)})")
+    g.add_argument("--factor", **_per_method("factor"), metavar="F",
+                   help="multi-formation: each stored image decodes into FxF parts, each resized to "
+                        "a training image, so the set trains networks on ipc*F**2 images in the "
+                        f"storage of ipc ({_defaults_text('factor')})")
     g.add_argument("--augment", **_per_method("augment"), metavar="STRATEGY",
                    help="differentiable siamese augmentation: none, dsa (DSA's "
                         "color_crop_cutout_flip_scale_rotate) or '_'-joined names of color, crop, "
@@ -705,7 +711,11 @@ def _condense_on_rank(args, rank: int) -> int:
                 f"by {'herding' if args.method == 'herding' else 'random choice'}")
     ranks = getattr(estimator, "n_ranks_", 1)
     sharded = f", classes sharded over {ranks} processes" if ranks > 1 else ""
-    print(f"{what}: {args.ipc} per class x {n_classes} classes of {_shape_text(X_syn.shape[1:])}, "
+    factor = getattr(estimator, "factor_", 1)
+    stored = (f" (stored as {args.ipc} per class, each decoding into {factor}x{factor})"
+              if factor > 1 else "")
+    per_class = args.ipc * factor * factor
+    print(f"{what}: {per_class} per class x {n_classes} classes of {_shape_text(X_syn.shape[1:])}{stored}, "
           f"in {seconds:.1f} s{sharded}; saved to {path}")
     return 0
 

@@ -93,6 +93,18 @@ class GradientMatchingCondenser(LearnedSetReducer):
         the factor). When a side does not divide by ``factor`` the first
         ``side % factor`` parts are one pixel longer. Needs images, with
         ``factor <= min(H, W)``; 1 is the plain method.
+    real_sampling : {"random", "representative"}, default="random"
+        Where each matching step's real batch of a class comes from:
+        ``batch_real`` random images (the paper), or, with
+        ``"representative"`` (DREAM: Liu et al., ICCV 2023), the images
+        nearest the centres of a k-means clustering of the class into
+        ``batch_real`` clusters in the current network's embedding (the
+        features before its classifier; at most 2,000 images of a class are
+        clustered, a fresh seeded subsample each time). The seconds spent
+        clustering are recorded in ``history_["sampling_seconds"]``.
+    recluster_every : int, default=10
+        With ``real_sampling="representative"``: matching steps between two
+        clusterings (DREAM's interval); the batch is kept in between.
     augment : None, "dsa", str or gradmatch.augment.DSA, default=None
         Differentiable siamese augmentation (Zhao and Bilen, ICML 2021), which
         the paper's setting does not use (None). ``"dsa"`` applies DSA's
@@ -256,6 +268,8 @@ class GradientMatchingCondenser(LearnedSetReducer):
         batch_train=256,
         init="noise",
         factor=1,
+        real_sampling="random",
+        recluster_every=10,
         augment=None,
         precision="float32",
         compile=False,
@@ -287,6 +301,8 @@ class GradientMatchingCondenser(LearnedSetReducer):
         self.batch_train = batch_train
         self.init = init
         self.factor = factor
+        self.real_sampling = real_sampling
+        self.recluster_every = recluster_every
         self.augment = augment
         self.precision = precision
         self.compile = compile

@@ -95,18 +95,18 @@ class DistributionMatchingLoop(SetLoop):
             raise ValueError("a BatchNorm network embeds all classes in one batch, which a class-sharded run "
                              "cannot do: run it in one process (distributed=False) or use a network "
                              "without BatchNorm")
-        value = self.distribution_step(embed, joint)
+        value = self.distribution_step(net, embed, joint)
         self.check_finite(value, "its update")
         return {"loss": value}
 
-    def class_batches(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def class_batches(self, net: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per owned class: a real batch and the synthetic images, augmented alike when asked."""
-        batches = list(self.owned_batches())
+        batches = list(self.owned_batches(net, self.iteration))  # one matching step per iteration
         return [b.real for b in batches], [b.syn for b in batches]
 
-    def distribution_step(self, embed, joint: bool) -> float:
+    def distribution_step(self, net: nn.Module, embed, joint: bool) -> float:
         """One SGD step of the set on the mean-embedding loss; returns the loss (all ranks)."""
-        reals, syns = self.class_batches()
+        reals, syns = self.class_batches(net)
         if joint:
             real_emb = embed(torch.cat(reals)).detach().split([len(x) for x in reals])
             syn_emb = embed(torch.cat(syns)).split([len(x) for x in syns])

@@ -55,6 +55,19 @@ class DistributionMatchingCondenser(LearnedSetReducer):
         the factor). When a side does not divide by ``factor`` the first
         ``side % factor`` parts are one pixel longer. Needs images, with
         ``factor <= min(H, W)``; 1 is the plain method.
+    real_sampling : {"random", "representative"}, default="random"
+        Where each matching step's real batch of a class comes from:
+        ``batch_real`` random images (the paper), or, with
+        ``"representative"`` (DREAM: Liu et al., ICCV 2023), the images
+        nearest the centres of a k-means clustering of the class into
+        ``batch_real`` clusters in the current network's embedding (the
+        features before its classifier; at most 2,000 images of a class are
+        clustered, a fresh seeded subsample each time). The seconds spent
+        clustering are recorded in ``history_["sampling_seconds"]``.
+    recluster_every : int, default=10
+        With ``real_sampling="representative"``: matching steps between two
+        clusterings (DREAM's interval; an iteration of DM is one step);
+        the batch is kept in between.
     augment : None, "dsa", str or gradmatch.augment.DSA, default="dsa"
         Differentiable siamese augmentation, one draw per class and iteration
         applied alike to the real batch and the synthetic images. ``"dsa"``
@@ -136,6 +149,8 @@ class DistributionMatchingCondenser(LearnedSetReducer):
         batch_real=256,
         init="real",
         factor=1,
+        real_sampling="random",
+        recluster_every=10,
         augment="dsa",
         model="auto",
         input_shape=None,
@@ -157,6 +172,8 @@ class DistributionMatchingCondenser(LearnedSetReducer):
         self.batch_real = batch_real
         self.init = init
         self.factor = factor
+        self.real_sampling = real_sampling
+        self.recluster_every = recluster_every
         self.augment = augment
         self.model = model
         self.input_shape = input_shape

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from .data import ClassPools
 from .formation import decode, decoded_labels
 from .matching import matching_loss, rule_for_iteration
+from .sampling import RandomBatches
 from .schedules import Schedule
 from .sharding import ClassShard, split_classes
 
@@ -162,6 +163,10 @@ class SetLoop:
         data's device.
     shard : ClassShard, optional
         This rank's classes in a class-sharded run (see :mod:`gradmatch.sharding`).
+    real_sampler : RandomBatches or RepresentativeBatches, optional
+        Where each matching step's real batches come from (see
+        :mod:`gradmatch.sampling`); random batches of ``settings.batch_real``
+        by default.
     """
 
     pools: ClassPools
@@ -177,9 +182,14 @@ class SetLoop:
     history: dict[str, list] | None = None
     optimizer_state: dict | None = None
     shard: ClassShard | None = None
+    real_sampler: RandomBatches | None = None
 
     def __post_init__(self):
         device = self.pools.device
+        if self.real_sampler is None:
+            self.real_sampler = RandomBatches(self.settings.batch_real)
+        #: The per-iteration records kept: the loop's and the sampler's.
+        self.history_keys = self.HISTORY_KEYS + self.real_sampler.history_keys
         self.syn = self.syn.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
         self.full_labels = torch.cat([
             torch.full((k,), c, dtype=torch.long, device=device) for c, k in enumerate(self.syn_counts)
@@ -207,7 +217,7 @@ class SetLoop:
         if self.optimizer_state is not None:
             self.optimizer.load_state_dict(self.optimizer_state)
         if self.history is None:
-            self.history = {key: [] for key in self.HISTORY_KEYS}
+            self.history = {key: [] for key in self.history_keys}
         self._last_good = self.syn.detach().clone()
         self._boundary = None
         self._cuda_devices = [device] if device.type == "cuda" else []
@@ -254,24 +264,28 @@ class SetLoop:
         start = time.perf_counter()
         record = self.iterate()
         record["seconds"] = time.perf_counter() - start
-        for key in self.HISTORY_KEYS:
+        record.update(self.real_sampler.record())
+        for key in self.history_keys:
             self.history[key].append(record[key])
         self.iteration += 1
         self._last_good = self.syn.detach().clone()
         self._boundary = self.state()
         return record
 
-    def owned_batches(self) -> Iterator[ClassBatch]:
-        """Per owned class, in class order, its :class:`ClassBatch`.
+    def owned_batches(self, net: nn.Module, step: int) -> Iterator[ClassBatch]:
+        """Per owned class, in class order, its :class:`ClassBatch` for matching step ``step``.
 
-        The synthetic side is the class's stored images decoded (``factor``).
+        The real side comes from the loop's real sampler (which may embed
+        real images with ``net``); the synthetic side is the class's stored
+        images decoded (``factor``).
         With ``settings.augment``, one draw of parameters is applied to both
         sides of the class (siamese). The draws of every class are made in
         every rank, so all ranks follow the single-process random stream.
         """
         s = self.settings
+        self.real_sampler.begin_step(step, getattr(net, "embed", None), self.pools, self.generator)
         for c in range(self.pools.n_classes):
-            xr, yr = self.pools.sample(c, s.batch_real, self.generator)
+            xr, yr = self.real_sampler.draw(self.pools, c, self.generator)
             draw = None
             if s.augment is not None:
                 draw = s.augment.sample(1, self.generator, image_shape=tuple(self.syn.shape[1:]))
@@ -346,6 +360,7 @@ class SetLoop:
             "global_rng": torch.get_rng_state().numpy().copy(),
             "iteration": int(self.iteration),
             "history": {k: list(v) for k, v in self.history.items()},
+            **self.real_sampler.state(),
         }
 
     def last_boundary_state(self) -> dict:
@@ -374,7 +389,8 @@ class SetLoop:
                 return (f"its {name} state holds {saved.size} values where this run's "
                         f"({self.generator.device.type}) holds {current.numel()}: it was written on another "
                         "kind of device")
-        return self._history_problem(state.get("iteration"), state.get("history"))
+        return (self.real_sampler.state_problem(state)
+                or self._history_problem(state.get("iteration"), state.get("history")))
 
     def _history_problem(self, iteration, history) -> str | None:
         if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
@@ -406,6 +422,7 @@ class SetLoop:
             torch.set_rng_state(torch.as_tensor(state["global_rng"], dtype=torch.uint8).cpu())
         self.iteration = int(state["iteration"])
         self.history = {k: list(v) for k, v in state["history"].items()}
+        self.real_sampler.restore(state)
         self._last_good = self.syn.detach().clone()
         self._boundary = self.state()
 
@@ -468,14 +485,14 @@ class CondensationLoop(SetLoop):
         grads = class_gradients(net, params, x.to(dtype), y, create_graph=False)
         return grads if dtype == torch.float32 else tuple(g.float() for g in grads)
 
-    def matching_step(self, net: nn.Module, params: Sequence[torch.Tensor]) -> float:
-        """One update of the synthetic set; returns the matching loss."""
+    def matching_step(self, net: nn.Module, params: Sequence[torch.Tensor], t: int = 0) -> float:
+        """Matching step ``t`` of this iteration: one update of the synthetic set; returns the loss."""
         s = self.settings
         low = self.low_precision(net)
         n_classes = self.pools.n_classes
         weights = s.class_weights if s.class_weights is not None else [1.0 / n_classes] * n_classes
         g_real, g_syn, w_own = [], [], []
-        for batch in self.owned_batches():
+        for batch in self.owned_batches(net, self.iteration * s.matching_steps + t):
             g_real.append(self.real_gradients(net, params, batch.real, batch.real_labels, low))
             g_syn.append(class_gradients(net, params, batch.syn, batch.syn_labels, create_graph=True))
             w_own.append(weights[batch.c])
@@ -545,7 +562,7 @@ class CondensationLoop(SetLoop):
         losses, steps = [], 0
         for t in range(s.matching_steps):
             self.set_batchnorm(net)
-            losses.append(self.matching_step(net, params))
+            losses.append(self.matching_step(net, params, t))
             self.check_finite(losses[-1], f"matching step {t}")
             if t == s.matching_steps - 1:
                 break  # no network steps after the last update

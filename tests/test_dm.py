@@ -70,7 +70,7 @@ def test_the_gradient_reaches_only_the_synthetic_images(digits):
     for p in net.parameters():
         p.requires_grad_(False)
     before = loop.syn.detach().clone()
-    reals, syns = loop.class_batches()
+    reals, syns = loop.class_batches(net)
     loss = mean_embedding_loss([net.embed(x).detach() for x in reals], [net.embed(x) for x in syns])
     loss.backward()
     assert loop.syn.grad is not None and float(loop.syn.grad.abs().sum()) > 0
@@ -102,7 +102,7 @@ def test_a_batchnorm_network_embeds_the_classes_jointly(digits):
     loop = _loop(digits, SmallBN)
     net = SmallBN((1, 8, 8), 10).train()
     assert has_batchnorm(net) and not has_batchnorm(ConvNet((1, 8, 8), 10))
-    reals, syns = loop.class_batches()
+    reals, syns = loop.class_batches(net)
     state = loop.generator.get_state()
     # Joint: statistics of the whole batch, so a class's embedding depends on the others'.
     joint_real = net.embed(torch.cat(reals)).split([len(x) for x in reals])
@@ -116,7 +116,7 @@ def test_a_batchnorm_network_embeds_the_classes_jointly(digits):
         seen.append(len(x))
         return real_embed(x)
 
-    loop.distribution_step(spy, joint=True)
+    loop.distribution_step(net, spy, joint=True)
     assert seen == [sum(len(x) for x in reals), 10]  # two calls: all real, all synthetic
 
 

@@ -64,6 +64,8 @@ RESULT_SHAPING = {
     "batch_train": (256, 128),
     "init": ("noise", "real"),
     "factor": (1, 2),
+    "real_sampling": ("random", "representative"),
+    "recluster_every": (10, 5),
     "augment": (DSA(scale=1.2), DSA(scale=1.5)),
     "precision": ("float32", "bf16"),
     "compile": (False, True),
