@@ -30,12 +30,23 @@ def test_smoke_budget_runs_saves_cells_and_resumes(tmp_path):
     first = run("--budget", "smoke", "--out", str(out), cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     cells = sorted(p.stem for p in (out / "cells").glob("*.json"))
-    assert cells == ["ipc1-dc", "ipc1-dm", "ipc1-herding", "ipc1-md", "ipc1-md+dsa", "ipc1-md@dsa-eval",
-                     "ipc1-random", "ipc1-random@spread", "whole-1ep"]
-    # Every set made is saved, and the DSA re-evaluation cell reuses MD's.
+    assert cells == ["ipc1-dc", "ipc1-dm", "ipc1-herding", "ipc1-md", "ipc1-md+dsa", "ipc1-md-f2-rep",
+                     "ipc1-md-f2-rep@idc-eval", "ipc1-md@dsa-eval", "ipc1-random", "ipc1-random@spread",
+                     "whole-1ep"]
+    # Every set made is saved, and the re-evaluation cells (DSA's, IDC's) reuse the sets they score.
     sets = sorted(p.name for p in (out / "sets").glob("*.npz"))
-    assert sets == sorted([f"ipc1-{m}-set0.npz" for m in ("dc", "dm", "herding", "md", "md+dsa", "random")]
+    assert sets == sorted([f"ipc1-{m}-set0.npz" for m in ("dc", "dm", "herding", "md", "md+dsa", "md-f2-rep",
+                                                          "random")]
                           + ["ipc1-random-set1.npz"])  # the Random investigation's second selection
+    # Multi-formation with representative batches: a stored set of 10 decoding into 40, its
+    # clustering seconds recorded, and its set scored again by IDC's recipe.
+    both = json.loads((out / "cells" / "ipc1-md-f2-rep.json").read_text())["sets"][0]
+    assert both["sampling_seconds"] > 0
+    idc = json.loads((out / "cells" / "ipc1-md-f2-rep@idc-eval.json").read_text())
+    assert idc["budget"]["eval_recipe"] == "idc" and idc["budget"]["reuse_sets"]
+    from gradmatch.io import load_set
+    f2 = load_set(out / "sets" / "ipc1-md-f2-rep-set0.npz")
+    assert f2.factor == 2 and len(f2.X_stored) == 10 and len(f2.X) == 40
     reused = json.loads((out / "cells" / "ipc1-md@dsa-eval.json").read_text())
     assert reused["budget"]["reuse_sets"] and reused["budget"]["eval_augment"] == "dsa"
     # Distribution matching's set is made by its own estimator and evaluated DSA's way.

@@ -178,7 +178,7 @@ def test_dm_section_without_records(reproduce, tmp_path):
     assert table_row(section, "dm vs md")[1] == "(not run)"
     # DM's cells add no ipc-50 column to the gradient-matching tables, nor their K to its indicative note.
     assert "ipc 50 ours" not in text and "| Ours-MD | " in text
-    assert "Indicative cells (ipc 10: K=10, against the paper's K=1000)" in text
+    assert "Indicative cells (ipc 10: K=10, ipc 10: K=100, against the paper's K=1000)" in text
 
 
 def test_dm_section_with_records(reproduce, tmp_path):

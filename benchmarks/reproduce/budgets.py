@@ -14,7 +14,11 @@ cpu     Fashion-MNIST; every ipc-1 cell at K = 100 with 2 sets x 5 models for
         at ipc 10 (evaluated DSA's way), MD's sets re-evaluated DSA's way, and
         MD with precision="bf16" at ipc 1 and 10; about 10 hours on 2 CPU cores;
         then distribution matching (DM) at ipc 1, 10 and 50, 1 set each
-        evaluated DSA's way, K set so that each fit takes about an hour
+        evaluated DSA's way, K set so that each fit takes about an hour;
+        then multi-formation (factor 2) and representative real batches at
+        ipc 1 (K = 100; representative also at K = 25 and 50), each with its
+        sets also scored by IDC's evaluation recipe, and MD and MD with
+        representative batches at ipc 10, K = 100 (hours each)
 paper   the full protocol (K = 1000, 2 sets x 50 models), for a GPU
 """
 
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .paper import DSA_EVAL_EPOCHS, PAPER_ITERATIONS, TABLE1, TABLE2, TABLE3
+from .paper import DSA_EVAL_EPOCHS, IDC_EVAL_EPOCHS, PAPER_ITERATIONS, TABLE1, TABLE2, TABLE3
 
 #: Random selections in the investigation of the Random baseline.
 RANDOM_SPREAD_SETS = 10
@@ -60,6 +64,9 @@ class Cell:
     #: Key of a cell with the same sets and protocol whose finished sets this
     #: one starts from (the same seeds give the same sets and evaluations).
     extends: str | None = None
+    #: The evaluation's training recipe: None for DC's (with ``eval_augment``),
+    #: "idc" for the one behind IDC's published figures (DSA and CutMix, batch 64).
+    eval_recipe: str | None = None
 
     @property
     def key(self) -> str:
@@ -83,7 +90,8 @@ class Cell:
         """The settings a saved record must match; fields at their defaults are left
         out, so records written before a field existed stay valid."""
         settings = asdict(self)
-        for name, default in (("eval_augment", None), ("reuse_sets", False), ("extends", None)):
+        for name, default in (("eval_augment", None), ("reuse_sets", False), ("extends", None),
+                              ("eval_recipe", None)):
             if settings[name] == default:
                 del settings[name]
         return settings
@@ -143,7 +151,9 @@ def smoke_budget() -> Budget:
     cells += [Cell("md+dsa", 1, 2, 1, 1, 5, eval_augment="dsa"),
               Cell("md@dsa-eval", 1, 2, 1, 1, 5, eval_augment="dsa", reuse_sets=True),
               Cell("random@spread", 1, 2, 2, 1, 5, extends="ipc1-random"),
-              Cell("dm", 1, 2, 1, 1, 5, eval_augment="dsa")]
+              Cell("dm", 1, 2, 1, 1, 5, eval_augment="dsa"),
+              Cell("md-f2-rep", 1, 2, 1, 1, 5),
+              Cell("md-f2-rep@idc-eval", 1, 2, 1, 1, 5, reuse_sets=True, eval_recipe="idc")]
     return Budget("smoke", "digits", cells, whole_epochs=1, eval_jobs=1, herding_feature_epochs=1)
 
 
@@ -187,7 +197,28 @@ def cpu_budget() -> Budget:
     cells += [Cell("dm", 1, DM_ITERATIONS_IPC1, 1, 5, DSA_EVAL_EPOCHS, **dm),
               Cell("dm", 10, DM_ITERATIONS_IPC10, 1, 3, DSA_EVAL_EPOCHS, **dm),
               Cell("dm", 50, DM_ITERATIONS_IPC50, 1, 3, DSA_EVAL_EPOCHS, **dm)]
+    cells += beyond_gradient_matching_cells()
     return Budget("cpu", "fashion-mnist", cells, whole_epochs=2)
+
+
+def beyond_gradient_matching_cells() -> list[Cell]:
+    """Issue 22's cells: multi-formation and representative batches beside MD.
+
+    At ipc 1 and K = 100 with Tables 1 and 3's protocol (2 sets x 5 ConvNets,
+    DC's recipe), each set also scored by IDC's recipe (``@idc-eval``, the
+    recipe behind IDC's published figures), MD's own sets too; representative
+    sampling also at K = 25 and 50, to find the K at which it reaches MD's
+    K = 100 accuracy. At ipc 10, MD and MD with representative batches at
+    K = 100 (one set x 3 models; hours each, resumed from checkpoints).
+    """
+    made = ["md-f2", "md-rep", "md-f2-rep"]
+    cells = [Cell(m, 1, 100, 2, 5, 300) for m in made]
+    cells += [Cell(f"{m}@idc-eval", 1, 100, 2, 5, IDC_EVAL_EPOCHS, reuse_sets=True, eval_recipe="idc")
+              for m in ["md"] + made]
+    cells += [Cell(f"md-rep@k{k}", 1, k, 2, 5, 300) for k in (25, 50)]
+    ipc10 = dict(indicative=True)
+    cells += [Cell(f"{m}@k100", 10, 100, 1, 3, 300, **ipc10) for m in ("md", "md-rep")]
+    return cells
 
 
 def paper_budget() -> Budget:

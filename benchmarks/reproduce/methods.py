@@ -24,6 +24,11 @@ CONDENSERS = {
     **{f"{name}+dsa": dict(VARIANTS[name], augment="dsa") for name in ("dc", "md", "mda")},
     # Issue 8: MD with the real-gradient pass in bfloat16.
     "md-bf16": dict(VARIANTS["md"], precision="bf16"),
+    # Beyond the paper (issue 22): multi-formation (IDC: factor 2, mix initialisation),
+    # representative real batches (DREAM: k-means every 10 matching steps), and both.
+    "md-f2": dict(VARIANTS["md"], factor=2, init="mix"),
+    "md-rep": dict(VARIANTS["md"], real_sampling="representative"),
+    "md-f2-rep": dict(VARIANTS["md"], factor=2, init="mix", real_sampling="representative"),
     # Table 2: multi-level matching with each distance (fixed schedule).
     **{f"m-{label}": dict(VARIANTS["m"], distance=spec) for label, spec in
        [("l2", "l2"), ("sse", "sse"), ("100mse", "100*mse"), ("cos+sse", "cos+sse"),

@@ -45,6 +45,8 @@ PAPER_ITERATIONS = 1000
 DSA_PAPER = {1: 70.6, 10: 84.6, 50: 88.7}
 #: DSA's evaluation: augmented batches for this many epochs.
 DSA_EVAL_EPOCHS = 1000
+#: Epochs of IDC's evaluation recipe (DSA and CutMix, batch 64, lr x0.2 at 2/3 and 5/6).
+IDC_EVAL_EPOCHS = 1000
 #: Rows of the DSA table: (label, method, published figure by ipc; empty where none is published).
 TABLE_DSA = [("DC (no augmentation)", "dc", {}), ("Ours-MD (no augmentation)", "md", {}),
              ("Ours-MD, evaluated with DSA", "md@dsa-eval", {}), ("DC+DSA", "dc+dsa", DSA_PAPER),

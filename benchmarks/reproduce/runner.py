@@ -27,6 +27,7 @@ from gradmatch.datasets import FASHION_MNIST_DIR, load_digits_images, load_fashi
 from gradmatch.evaluation import evaluate_set
 from gradmatch.io import load_set, save_set, settings_as_saved
 from gradmatch.runtime import cpu_has_bf16
+from gradmatch.training import idc_recipe
 
 from .budgets import Budget, Cell
 from .methods import CONDENSERS, DISTRIBUTION_MATCHING
@@ -45,6 +46,8 @@ class SetToScore:
     normalization: dict | Normalization
     #: Seconds the set took to make (its fit's own time when it was loaded from a file).
     fit_seconds: float
+    #: Of those, the seconds spent choosing representative real batches (None: random batches).
+    sampling_seconds: float | None = None
 
 
 def load_data(dataset: str, data_dir: str | None):
@@ -170,11 +173,18 @@ def obtain_set(cell: Cell, index: int, train, out: Path, verbose: int, budget: B
         history = getattr(reducer, "history_", None)
         seconds = float(sum(history["seconds"])) if history else time.perf_counter() - start
         # The real data's normalisation, for every kind of set.
-        return SetToScore(X_set, y_set, reducer.normalization_, seconds)
+        return SetToScore(X_set, y_set, reducer.normalization_, seconds, _sampling_seconds(history))
     print(f"  {cell.key} set {index + 1}: evaluating the saved {source.name}", flush=True)
     # The fit's own time from the set's history, not the load's.
     seconds = float(sum(saved.history["seconds"])) if saved.history else time.perf_counter() - start
-    return SetToScore(saved.X, saved.y, saved.normalization, seconds)
+    return SetToScore(saved.X, saved.y, saved.normalization, seconds, _sampling_seconds(saved.history))
+
+
+def _sampling_seconds(history: dict | None) -> float | None:
+    """Seconds a fit spent choosing representative real batches, from its history (None: none chosen)."""
+    if not history or "sampling_seconds" not in history:
+        return None
+    return float(sum(history["sampling_seconds"]))
 
 
 def run_cell(cell: Cell, data, out: Path, verbose: int, budget: Budget) -> dict:
@@ -211,13 +221,25 @@ def run_cell(cell: Cell, data, out: Path, verbose: int, budget: Budget) -> dict:
         start = time.perf_counter()
         result = evaluate_set(made.X, made.y, X_test, y_test, normalization=made.normalization,
                               n_models=cell.models, augment=cell.eval_augment,
-                              epochs=cell.epochs, random_state=seed, n_jobs=budget.eval_jobs)
-        record["sets"].append({"seed": seed, "accuracies": result.accuracies,
-                               "fit_seconds": made.fit_seconds, "eval_seconds": time.perf_counter() - start,
-                               "machine": machine_info()})
+                              epochs=cell.epochs, recipe=evaluation_recipe(cell), random_state=seed,
+                              n_jobs=budget.eval_jobs)
+        entry = {"seed": seed, "accuracies": result.accuracies, "fit_seconds": made.fit_seconds,
+                 "eval_seconds": time.perf_counter() - start, "machine": machine_info()}
+        if made.sampling_seconds is not None:
+            entry["sampling_seconds"] = made.sampling_seconds
+        record["sets"].append(entry)
         write_record(path, record)
         print(f"  {cell.key} set {index + 1}/{cell.sets}: {result} (fit {made.fit_seconds:.0f} s)", flush=True)
     return record
+
+
+def evaluation_recipe(cell: Cell):
+    """The training recipe of ``cell``'s evaluation networks: None (DC's) or IDC's."""
+    if cell.eval_recipe is None:
+        return None
+    if cell.eval_recipe == "idc":
+        return idc_recipe(cell.epochs)
+    raise ValueError(f"cell {cell.key}: unknown evaluation recipe {cell.eval_recipe!r}")
 
 
 def extended_sets(cell: Cell, out: Path) -> list:
