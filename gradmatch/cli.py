@@ -68,8 +68,11 @@ _LEARNED = {"condense": "GradientMatchingCondenser", "dm": "DistributionMatching
 
 #: Options of every method in ``_LEARNED`` whose default is the chosen method's
 #: (argparse default None; see :func:`_learned_params`).
-_PER_METHOD = ("iterations", "lr_syn", "batch_real", "init", "factor", "augment", "checkpoint",
-               "checkpoint_every")
+_PER_METHOD = ("iterations", "lr_syn", "batch_real", "init", "factor", "real_sampling", "recluster_every",
+               "augment", "checkpoint", "checkpoint_every")
+
+#: Values of ``gradmatch evaluate --recipe``: DC's training recipe or IDC's.
+EVALUATION_RECIPES = ("dc", "idc")
 
 #: Environment variable that makes errors print their traceback.
 DEBUG_ENV = "GRADMATCH_DEBUG"
@@ -421,6 +424,13 @@ def _learned_options(g) -> None:
                    help="multi-formation: each stored image decodes into FxF parts, each resized to "
                         "a training image, so the set trains networks on ipc*F**2 images in the "
                         f"storage of ipc ({_defaults_text('factor')})")
+    g.add_argument("--real-sampling", **_per_method("real_sampling", choices=True),
+                   help="real batches: random, or representative (the images nearest the centres of a "
+                        "k-means clustering of each class in the network's embedding, DREAM) "
+                        f"({_defaults_text('real_sampling')})")
+    g.add_argument("--recluster-every", **_per_method("recluster_every"), metavar="STEPS",
+                   help="with --real-sampling representative: matching steps between clusterings "
+                        f"({_defaults_text('recluster_every')})")
     g.add_argument("--augment", **_per_method("augment"), metavar="STRATEGY",
                    help="differentiable siamese augmentation: none, dsa (DSA's "
                         "color_crop_cutout_flip_scale_rotate) or '_'-joined names of color, crop, "
@@ -473,8 +483,16 @@ def _evaluate_options(p) -> None:
                         "records, digits for sets that record none)", default=None)
     p.add_argument("--models", type=_positive_int, default=_signature_default(evaluate_set, "n_models"),
                    help="networks to train, seeds SEED, SEED+1, ...")
-    p.add_argument("--epochs", **_declared(Classifier, "epochs"),
-                   help="training epochs per network (DSA evaluates with 1000 and --augment dsa)")
+    p.add_argument("--epochs", **{**_declared(Classifier, "epochs"), "default": None},
+                   help="training epochs per network (default: 300 with DC's recipe, 1000 with IDC's; "
+                        "DSA evaluates with 1000 and --augment dsa)")
+    p.add_argument("--recipe", choices=EVALUATION_RECIPES, default="dc",
+                   help="training recipe: dc (DC's: batch 256, lr x0.1 at half the epochs) or idc (the "
+                        "one behind IDC's published figures: batch 64, lr x0.2 at 2/3 and 5/6, DSA and "
+                        "CutMix) (default: dc)")
+    p.add_argument("--mix", **_declared(Classifier, "mix", choices=True),
+                   help="mix training batches: cutmix, or none (default: none with DC's recipe; "
+                        "IDC's recipe always uses cutmix)")
     p.add_argument("--augment", **_augment(Classifier), metavar="STRATEGY",
                    help="augment every training batch: none, dsa or '_'-joined names of color, "
                         "crop, cutout, flip, scale, rotate")
@@ -835,6 +853,7 @@ def _load_set_argument(file: Path, released):
 def _evaluate(args) -> int:
     from .evaluation import evaluate_set
     from .runtime import resolve_device
+    from .training import idc_recipe
 
     file, released = _set_argument(args.set)
     if args.json is not None:
@@ -855,23 +874,26 @@ def _evaluate(args) -> int:
     if warning:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
     model = args.model if args.model != "auto" else ("convnet" if X_set.ndim > 2 else "mlp")
+    epochs = args.epochs if args.epochs is not None else 1000 if args.recipe == "idc" else 300
+    recipe = idc_recipe(epochs) if args.recipe == "idc" else None
     start = time.perf_counter()
     result = evaluate_set(X_set, syn.y, X_test, y_test, normalization=normalization, model=model,
-                          n_models=args.models, epochs=args.epochs, augment=args.augment,
-                          random_state=args.seed,
-                          device=args.device, n_jobs=args.jobs)
+                          n_models=args.models, epochs=epochs, recipe=recipe, augment=args.augment,
+                          mix=args.mix, random_state=args.seed, device=args.device, n_jobs=args.jobs)
     seconds = time.perf_counter() - start
     ipc = len(syn.y) / max(1, len(syn.classes))
     ipc_text = f"{ipc:g}"
     print(f"{args.set} ({syn.method}, {len(syn.y)} images, {ipc_text} per class) on the {len(X_test)} "
-          f"{args.dataset} test images: {result} [{model}, {_plural(args.epochs, 'epoch')}, {seconds:.1f} s]")
+          f"{args.dataset} test images: {result} [{model}, {_plural(epochs, 'epoch')}, {args.recipe.upper()}'s "
+          f"recipe{' + ' + args.mix if args.mix else ''}, {seconds:.1f} s]")
     if args.json is not None:
         record = {
             "set": str(args.set), "method": syn.method, "set_version": syn.version,
             "set_dataset": syn.dataset, "dataset": args.dataset,
             "data_dir": None if args.data_dir is None else str(args.data_dir),
             "n_test": int(len(X_test)), "n_images": int(len(syn.y)), "n_classes": int(len(syn.classes)),
-            "model": model, "epochs": args.epochs, "augment": args.augment, "n_models": args.models,
+            "model": model, "epochs": epochs, "recipe": args.recipe, "mix": args.mix, "augment": args.augment,
+            "n_models": args.models,
             "seed": args.seed,
             "device": str(resolve_device(args.device)), "accuracies": result.accuracies, "mean": result.mean,
             "std": result.std, "n": len(result.accuracies), "seconds": seconds, "version": __version__,

@@ -145,6 +145,36 @@ def test_condense_and_evaluate_with_augmentation(tmp_path, capsys):
     assert json.loads(report.read_text())["augment"] == "dsa"
 
 
+def test_condense_a_multi_formation_set_with_representative_batches_and_score_it_idc_style(tmp_path, capsys):
+    out = tmp_path / "f2.npz"
+    assert main(["condense", "--out", str(out), "--factor", "2", "--init", "mix", "--real-sampling",
+                 "representative", "--recluster-every", "3", *TINY]) == 0
+    line = capsys.readouterr().out.strip()
+    assert "4 per class x 10 classes of 8x8 (stored as 1 per class, each decoding into 2x2)" in line
+    syn = load_set(out)
+    assert syn.factor == 2 and syn.X.shape == (40, 8, 8) and syn.X_stored.shape == (10, 8, 8)
+    assert syn.settings["real_sampling"] == "representative" and syn.settings["recluster_every"] == 3
+    assert "sampling_seconds" in syn.history
+    report = tmp_path / "acc.json"
+    assert main(["evaluate", str(out), "--models", "1", "--epochs", "2", "--device", "cpu", "--recipe", "idc",
+                 "--json", str(report)]) == 0
+    assert "2 epochs, IDC's recipe," in capsys.readouterr().out
+    record = json.loads(report.read_text())
+    assert record["recipe"] == "idc" and record["epochs"] == 2 and record["n_images"] == 40
+    assert main(["evaluate", str(out), "--models", "1", "--epochs", "2", "--device", "cpu", "--mix", "cutmix"]) == 0
+    assert "DC's recipe + cutmix" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--factor", "0"], "argument --factor"),
+    (["--real-sampling", "kmeans"], "argument --real-sampling"),
+    (["--recluster-every", "0"], "argument --recluster-every"),
+])
+def test_bad_formation_and_sampling_options_are_usage_errors(tmp_path, capsys, argv, match):
+    assert main(["condense", "--out", str(tmp_path / "x.npz"), *argv, *TINY]) == 2
+    assert match in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- evaluate, show
 def test_evaluate_prints_accuracy_and_writes_json(random_set, tmp_path, capsys):
     report = tmp_path / "acc.json"
@@ -297,7 +327,7 @@ def _estimator_options():
                  "model", "device"]
     return ([("condense", name, GradientMatchingCondenser, name) for name in condenser]
             + [("condense", name, Herding, name) for name in ("features", "feature_epochs")]
-            + [("evaluate", name, NetworkClassifier, name) for name in ("epochs", "augment", "model", "device")])
+            + [("evaluate", name, NetworkClassifier, name) for name in ("augment", "mix", "model", "device")])
 
 
 def _command_options(command):
@@ -319,6 +349,11 @@ def test_cli_defaults_are_the_estimators_defaults(tmp_path):
     parsed = {command: vars(build_parser().parse_args(argv)) for command, argv in given.items()}
     for command, dest, cls, name in _estimator_options():
         assert parsed[command][dest] == cls().get_params()[name], (command, dest)
+    # --epochs stands for the recipe's own: DC's (the classifier's default) or IDC's 1000
+    assert parsed["evaluate"]["epochs"] is None and parsed["evaluate"]["recipe"] == "dc"
+    from gradmatch.classifier import NetworkClassifier
+
+    assert NetworkClassifier().epochs == 300
     assert parsed["evaluate"]["models"] == inspect.signature(evaluate_set).parameters["n_models"].default
     assert parsed["evaluate"]["jobs"] == inspect.signature(evaluate_set).parameters["n_jobs"].default
     # The options condense and dm share stand for "the chosen method's default" ...
