@@ -207,15 +207,15 @@ def beyond_gradient_matching_cells() -> list[Cell]:
     At ipc 1 and K = 100 with Tables 1 and 3's protocol (2 sets x 5 ConvNets,
     DC's recipe), each set also scored by IDC's recipe (``@idc-eval``, the
     recipe behind IDC's published figures), MD's own sets too; representative
-    sampling also at K = 25 and 50, to find the K at which it reaches MD's
-    K = 100 accuracy. At ipc 10, MD and MD with representative batches at
+    sampling (alone and with factor 2) also at K = 25 and 50, to find the K
+    at which it reaches the K = 100 accuracy without it. At ipc 10, MD and MD with representative batches at
     K = 100 (one set x 3 models; hours each, resumed from checkpoints).
     """
     made = ["md-f2", "md-rep", "md-f2-rep"]
     cells = [Cell(m, 1, 100, 2, 5, 300) for m in made]
     cells += [Cell(f"{m}@idc-eval", 1, 100, 2, 5, IDC_EVAL_EPOCHS, reuse_sets=True, eval_recipe="idc")
               for m in ["md"] + made]
-    cells += [Cell(f"md-rep@k{k}", 1, k, 2, 5, 300) for k in (25, 50)]
+    cells += [Cell(f"{m}@k{k}", 1, k, 2, 5, 300) for m in ("md-rep", "md-f2-rep") for k in (25, 50)]
     ipc10 = dict(indicative=True)
     cells += [Cell(f"{m}@k100", 10, 100, 1, 3, 300, **ipc10) for m in ("md", "md-rep")]
     return cells
