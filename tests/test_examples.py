@@ -123,6 +123,86 @@ def test_compare_runs_dm_only_when_named(compare):
     assert args.methods == ["md", "dm"]
 
 
+def test_compare_multi_formation_and_representative_at_a_tiny_budget(compare, tmp_path, capsys):
+    """md+f2 trains on 4 decoded images per stored one (digits' 8x8 in 4x4 parts); md+rep on DREAM's batches."""
+    out = tmp_path / "out"
+    assert compare.main(["--methods", "random", "md+f2", "md+rep", "--iterations", "1", "--repeats", "1",
+                         "--eval-models", "1", "--epochs", "2", "--jobs", "1", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "md+f2: factor 2, each stored image decodes into 4 training images: 1 stored and 4 trained on per " \
+           "class (40 per set)" in stdout
+    assert "; evaluation by DC's recipe (batch 256, lr x0.1 at half the epochs)" in stdout.splitlines()[1]
+    rows = [line for line in stdout.splitlines() if line.startswith("| ") and "+-" in line]
+    assert [row.split("(")[1].split(")")[0] for row in rows] == ["random", "md+f2", "md+rep"]
+    record = json.loads((out / "digits_ipc1.json").read_text())
+    assert record["settings"]["methods"] == ["random", "md+f2", "md+rep"]
+    assert record["settings"]["eval_recipe"] == "dc" and record["settings"]["epochs"] == 2
+    methods = record["methods"]
+    assert list(methods) == ["random", "md+f2", "md+rep"]
+    assert methods["md+f2"]["settings"] == dict(match="multilevel", distance="cos+l2", schedule="fixed",
+                                                factor=2, init="mix")
+    assert methods["md+rep"]["settings"] == dict(match="multilevel", distance="cos+l2", schedule="fixed",
+                                                 real_sampling="representative")
+    assert (methods["md+f2"]["label"], methods["md+rep"]["label"]) == ("Ours-MD+F2", "Ours-MD+REP")
+    assert (methods["md+f2"]["set_size"], methods["md+f2"]["stored_size"]) == (40, 10)
+    assert (methods["md+rep"]["set_size"], methods["md+rep"]["stored_size"]) == (10, 10)
+    assert (methods["random"]["set_size"], methods["random"]["stored_size"]) == (10, 10)
+    for name, res in methods.items():
+        assert res["n"] == 1 and 0.0 <= res["mean"] <= 1.0, name
+        assert (res["eval_recipe"], res["eval_epochs"], res["eval_augment"], res["eval_mix"]) == (
+            "dc", 2, None, None), name
+    assert methods["md+f2"]["iterations_run"] == methods["md+rep"]["iterations_run"] == [1]
+    reducer = compare.make_reducer("md+f2+rep", 1, 0, 2, "auto", "cpu")
+    assert (reducer.factor, reducer.init, reducer.real_sampling, reducer.distance) == (
+        2, "mix", "representative", "cos+l2")
+
+
+def test_compare_idc_recipe_at_a_tiny_budget(compare, tmp_path, capsys):
+    """--eval-recipe idc scores every set, the +dsa ones too, by IDC's recipe for --epochs; no flip on digits."""
+    out = tmp_path / "out"
+    assert compare.main(["--methods", "random", "md+f2", "md+dsa", "--eval-recipe", "idc", "--epochs", "2",
+                         "--iterations", "1", "--repeats", "1", "--eval-models", "1", "--jobs", "1",
+                         "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith("2 epochs per network; herding feature epochs auto; seed 0; evaluation by IDC's recipe "
+                             "(batch 64, lr x0.2 at epochs 1 and 1, DSA color_crop_scale_rotate, CutMix p 0.5)")
+    assert "DSA strategy color_crop_cutout_scale_rotate in the +dsa condensations; IDC's recipe scores their sets " \
+           "like the others' (2 epochs; --dsa-epochs unused)" in lines
+    assert any(line.startswith("Test accuracy of ConvNets trained from scratch on each set by IDC's recipe for 2 "
+                               "epochs, every method (digits, ipc 1)") for line in lines)
+    record = json.loads((out / "digits_ipc1.json").read_text())
+    settings = record["settings"]
+    assert (settings["eval_recipe"], settings["epochs"]) == ("idc", 2)
+    assert settings["eval_recipe_description"].startswith("IDC's recipe (batch 64")
+    assert "--eval-recipe idc" in settings["command"]
+    for name, res in record["methods"].items():
+        assert (res["eval_recipe"], res["eval_epochs"], res["eval_augment"], res["eval_mix"]) == (
+            "idc", 2, "color_crop_scale_rotate", "cutmix"), name
+    assert record["methods"]["md+f2"]["set_size"] == 40
+    assert record["methods"]["md+dsa"]["settings"]["augment"] == "color_crop_cutout_scale_rotate"
+
+
+def test_compare_eval_recipe_options(compare):
+    """IDC's recipe trains 1000 epochs unless --epochs says otherwise; flip only where mirrors stay in class."""
+    _, args = compare.parse_args([])
+    assert (args.eval_recipe, args.epochs) == ("dc", 300)
+    assert not set(compare.FORMATION_METHODS) & set(args.methods)
+    for argv in (["--eval-recipe", "idc"], ["--eval-recipe", "idc", "--budget", "paper"]):
+        _, args = compare.parse_args(argv)
+        assert (args.eval_recipe, args.epochs) == ("idc", 1000)
+    _, args = compare.parse_args(["--eval-recipe", "idc", "--epochs", "30", "--methods", "md+f2+rep", "md",
+                                  "md+rep", "md+f2"])
+    assert args.epochs == 30 and args.methods == ["md", "md+f2", "md+rep", "md+f2+rep"]
+    assert compare.eval_recipe("dc", 300, "digits") is None
+    recipe = compare.eval_recipe("idc", 1000, "fashion-mnist")
+    assert (recipe.epochs, recipe.batch_size, recipe.mix, recipe.augment.strategy) == (
+        1000, 64, "cutmix", "color_crop_flip_scale_rotate")
+    for dataset in ("digits", "mnist"):
+        assert compare.eval_recipe("idc", 1000, dataset).augment.strategy == "color_crop_scale_rotate"
+    assert compare.describe_recipe("idc", 1000, "fashion-mnist") == (
+        "IDC's recipe (batch 64, lr x0.2 at epochs 666 and 833, DSA color_crop_flip_scale_rotate, CutMix p 0.5)")
+
+
 def test_compare_skips_schedule_variants_at_ipc1(compare):
     parser, args = compare.parse_args(["--methods", "md", "mda", "mdo"])
     assert args.methods == ["md"] and args.skipped == ["mda", "mdo"]
@@ -141,10 +221,11 @@ def test_compare_budget_presets_and_overrides(compare):
 
 
 def test_compare_methods_match_the_benchmark(compare):
-    """The example's methods are those of benchmarks/reproduce/."""
+    """The example's methods are those of benchmarks/reproduce/ (which spells md+f2 as md-f2, and so on)."""
     methods = _load(ROOT / "benchmarks" / "reproduce" / "methods.py", "reproduce_methods")
     for name, params in compare.CONDENSERS.items():
-        assert methods.CONDENSERS[name] == params, name
+        benchmark_name = name.replace("+f2", "-f2").replace("+rep", "-rep")
+        assert methods.CONDENSERS[benchmark_name] == params, name
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -152,6 +233,7 @@ def test_compare_methods_match_the_benchmark(compare):
     (["--dataset", "cifar"], "unknown dataset 'cifar'"),
     (["--iterations", "0"], "expected a positive integer"),
     (["--dm-iterations", "0"], "expected a positive integer"),
+    (["--eval-recipe", "dsa"], "invalid choice: 'dsa'"),
     (["--ipc", "1000"], "more than the smallest class"),
     (["--data-dir", "/tmp"], "digits ships with scikit-learn"),
 ])
@@ -179,7 +261,7 @@ def test_compare_unknown_method_from_the_command_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         "compare_coresets.py: error: unknown method 'bogus': choose from random, herding, dc, m, md, mda, mdo, "
-        "dc+dsa, md+dsa, mda+dsa, dm")
+        "dc+dsa, md+dsa, mda+dsa, md+f2, md+rep, md+f2+rep, dm")
     assert "Traceback" not in proc.stderr
 
 
