@@ -24,10 +24,11 @@ from .data import ClassPools, DatasetPools
 from .engine import DivergenceError, SetLoop
 from .formation import check_factor, decode_array, pack
 from .hooks import IterationHooks
+from .memory import keep_freed_memory
 from .networks import build_model, check_network_fits
 from .parameters import POSITIVE, AugmentSpec, Count, Folder, MeanStd, ModelName, Number, Options, StrOptions
 from .resolve import resolve_model, resolve_normalization
-from .runtime import isolated_rng, make_generator, resolve_device, seed_from
+from .runtime import isolated_rng, make_generator, resolve_device, seed_from, torch_threads
 from .sampling import make_real_sampler
 from .sharding import current_shard
 from .validation import PreparedData, to_output_images, to_output_labels, warn_user
@@ -74,13 +75,15 @@ class LearnedSetReducer(BaseReducer):
         "warm_start": ["boolean"],
         "in_memory": ["boolean", StrOptions({"auto"})],
         "distributed": [StrOptions({"auto"}), Options(bool, {False})],
+        "keep_freed_memory": ["boolean"],
+        "n_threads": [Count(1), None],
     }
 
     #: Parameters that do not change the synthetic set of a given iteration, so a
     #: checkpoint stays valid when they change (iterations: a longer run continues;
     #: a sharded run and a streamed Dataset give the single-process, in-memory set).
     _NOT_IN_RUN_KEY = ("iterations", "verbose", "callback", "checkpoint", "checkpoint_every",
-                       "warm_start", "device", "in_memory", "distributed")
+                       "warm_start", "device", "in_memory", "distributed", "keep_freed_memory", "n_threads")
 
     #: Parameters added after checkpoints were first written, with the value that
     #: reproduces the behaviour before them: left out of the run key at that value,
@@ -167,7 +170,8 @@ class LearnedSetReducer(BaseReducer):
         seed = seed_from(self.random_state)
         if shard is not None:
             seed = shard.broadcast_int(seed)  # every rank draws rank 0's random stream
-        with isolated_rng(seed, plan["device"]):
+        with isolated_rng(seed, plan["device"]), torch_threads(self.n_threads), \
+                keep_freed_memory(enabled=self.keep_freed_memory and plan["device"].type == "cpu"):
             loop = self._build_loop(data, plan, seed, shard)
             checkpointer = self._checkpointer(data, plan, seed, shard)
             self._restore(loop, checkpointer, shard)

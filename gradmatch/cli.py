@@ -650,7 +650,7 @@ def _make_estimator(args):
         return Herding(ipc=args.ipc, features=args.features, feature_epochs=args.feature_epochs,
                        model=args.model, device=args.device, random_state=args.seed, verbose=verbose)
     shared = dict(ipc=args.ipc, model=args.model, device=args.device, random_state=args.seed,
-                  verbose=verbose, **_learned_params(args))
+                  verbose=verbose, keep_freed_memory=args.keep_freed_memory, **_learned_params(args))
     if args.method == "dm":
         return _learned_classes()["dm"](**shared)
     return GradientMatchingCondenser(

@@ -562,10 +562,13 @@ def load_condensed(name: str, ipc: int, method: str):
     Returns
     -------
     X : ndarray
-        The set in its saved layout and scale: float32 ``(ipc * 10, 28, 28)``
-        in Fashion-MNIST's 0-255 pixel scale (condensed values lie outside
-        it), not normalised.
-    y : ndarray of shape (ipc * 10,)
+        The set a network trains on, in its saved layout and scale: float32
+        ``(ipc * 10, 28, 28)`` in Fashion-MNIST's 0-255 pixel scale
+        (condensed values lie outside it), not normalised. A multi-formation
+        set (``"md-f2"``: factor 2) stores ``ipc`` images per class and gives
+        their ``ipc * factor**2`` decoded images per class, as the condenser's
+        ``transform()`` does.
+    y : ndarray of shape (n_images,)
         Integer labels 0-9.
     info : dict
         The set's provenance from the package's manifest: ``method``,
@@ -578,7 +581,8 @@ def load_condensed(name: str, ipc: int, method: str):
         set); ``fit_seconds``, ``machine``, ``source`` (the file in the
         repository), ``made_with`` (the gradmatch version that wrote it);
         plus ``name``, ``path`` (the installed file, readable by
-        :func:`gradmatch.load_set`), ``classes`` and ``normalization`` (the
+        :func:`gradmatch.load_set`), ``factor`` and ``stored_shape`` (the
+        stored form's), ``classes`` and ``normalization`` (the
         real training data's per-channel mean and std, which evaluating the
         set needs, e.g. ``evaluate_set(X, y, X_test, y_test,
         normalization=info["normalization"])``).
@@ -619,5 +623,6 @@ def load_condensed(name: str, ipc: int, method: str):
                            "this installation of gradmatch was built without its package data")
     syn = load_set(path)
     info = copy.deepcopy(entry)
-    info.update(path=str(path), classes=syn.classes, normalization=syn.normalization)
+    info.update(path=str(path), classes=syn.classes, normalization=syn.normalization, factor=syn.factor,
+                stored_shape=tuple(np.shape(syn.X_stored)))
     return np.asarray(syn.X), np.asarray(syn.y), info

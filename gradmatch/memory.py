@@ -7,9 +7,11 @@ pages for each of them; on the 2-core development machine that was about a
 third of a float32 matching step (docs/performance.md). Telling glibc never
 to ``mmap`` and never to trim the heap keeps freed blocks for reuse instead.
 
-This changes a process-wide setting, so gradmatch never does it on its own:
-the caller opts in around the work, and the previous behaviour comes back on
-exit, with the kept memory handed back to the system.
+This changes a process-wide setting, so it is confined to a block: the
+learned reducers run their fit in one (``keep_freed_memory=True``, their
+default, on the CPU), other code opts in around its own work, and the
+previous behaviour comes back on exit, with the kept memory handed back to
+the system.
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ def keep_freed_memory(release: bool = True, enabled: bool = True) -> Iterator[bo
     gains more with no such cost, but cannot be switched on from Python.
 
     It changes process-wide ``malloc`` settings (``mallopt``), which is why it
-    is opt-in; other threads allocating meanwhile are affected too. Blocks nest;
+    is confined to a block; other threads allocating meanwhile are affected
+    too. Blocks nest;
     the outermost restores the settings. Where the C library is not glibc
     (macOS, Windows, musl) the block runs unchanged and yields ``False``.
 

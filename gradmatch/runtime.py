@@ -53,6 +53,33 @@ def isolated_rng(seed: int, device: torch.device):
         yield
 
 
+@contextlib.contextmanager
+def torch_threads(n_threads: int | None):
+    """Run the block with ``n_threads`` torch intra-op threads, the caller's count restored after.
+
+    None leaves the count as it is.
+
+    Examples
+    --------
+    >>> import torch
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    if n_threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 #: Values of the condenser's ``precision`` parameter.
 PRECISIONS = ("float32", "bf16")
 

@@ -44,10 +44,15 @@ def test_the_release_has_the_headline_methods():
 def test_every_released_set_loads(dataset, ipc, method):
     X, y, info = load_condensed(dataset, ipc, method)
     assert isinstance(X, np.ndarray) and isinstance(y, np.ndarray)
-    assert X.shape == (10 * ipc, 28, 28) and X.dtype == np.float32
+    # A multi-formation set gives its decoded images: factor**2 per stored one.
+    factor = info["factor"]
+    assert factor == (2 if "-f2" in method else 1)
+    assert info["stored_shape"] == (10 * ipc, 28, 28)
+    per_class = ipc * factor**2
+    assert X.shape == (10 * per_class, 28, 28) and X.dtype == np.float32
     assert np.isfinite(X).all()
-    assert y.shape == (10 * ipc,)
-    assert np.array_equal(np.bincount(y, minlength=10), np.full(10, ipc))
+    assert y.shape == (10 * per_class,)
+    assert np.array_equal(np.bincount(y, minlength=10), np.full(10, per_class))
     assert list(info["classes"]) == list(range(10))
     assert info["dataset"] == dataset and info["ipc"] == ipc and info["method"] == method
     assert info["name"] == f"{dataset}/ipc{ipc}-{method}"

@@ -134,3 +134,43 @@ def test_the_same_random_state_gives_the_same_set_with_or_without_kept_memory(fa
     with keep_freed_memory():
         kept = GradientMatchingCondenser(**params).fit(X, y).X_syn_
     np.testing.assert_array_equal(plain, kept)
+
+
+# ---------------------------------------------------------------- the learned reducers' defaults
+def _fit_recording(X, y, **params):
+    """Fit a tiny condenser; return it and what each iteration saw of threads and malloc settings."""
+    import torch
+
+    from gradmatch import GradientMatchingCondenser
+    from gradmatch.memory import freed_memory_is_kept
+
+    seen = []
+    est = GradientMatchingCondenser(ipc=1, iterations=2, matching_steps=1, batch_real=8, model="mlp",
+                                    device="cpu", random_state=0,
+                                    callback=lambda i, r: seen.append((torch.get_num_threads(),
+                                                                       freed_memory_is_kept())),
+                                    **params).fit(X, y)
+    return est, seen
+
+
+def test_a_fit_keeps_freed_memory_by_default_with_the_same_set(digits):
+    from gradmatch.memory import freed_memory_is_kept
+
+    X, y = digits
+    kept, seen_kept = _fit_recording(X, y)
+    plain, seen_plain = _fit_recording(X, y, keep_freed_memory=False)
+    assert [k for _, k in seen_kept] == [glibc_available()] * 2
+    assert [k for _, k in seen_plain] == [False, False]
+    assert not freed_memory_is_kept()  # restored after the fit
+    np.testing.assert_array_equal(kept.X_syn_, plain.X_syn_)
+
+
+def test_n_threads_applies_during_the_fit_and_the_callers_count_comes_back(digits):
+    import torch
+
+    X, y = digits
+    before = torch.get_num_threads()
+    _, seen = _fit_recording(X, y, n_threads=1)
+    assert [n for n, _ in seen] == [1, 1] and torch.get_num_threads() == before
+    _, seen = _fit_recording(X, y)
+    assert [n for n, _ in seen] == [before, before]

@@ -162,3 +162,22 @@ def test_dm_settings_match_the_compare_example(reproduce):
         del sys.modules[spec.name]
     assert reproduce.methods.DISTRIBUTION_MATCHING["dm"] == dict(example.DM_SETTINGS, augment=DSA_STRATEGY)
     assert example.dsa_strategy("fashion-mnist") == DSA_STRATEGY
+
+
+def test_time_to_accuracy_reads_only_dc_recipe_cells(reproduce, tmp_path):
+    """Cells of one maker and K under both recipes are told apart (they once made the
+    report sort statistics dictionaries and crash)."""
+    report = reproduce.report
+    budget = reproduce.budgets.make_budget("cpu")
+    cells = {c.key: c for c in budget.cells}
+
+    def stats(mean, seconds):
+        return {"mean": mean, "std": 0.0, "n": 1, "sets": 1, "fit_seconds": seconds}
+
+    measured = {"ipc1-md": stats(70.0, 1000.0), "ipc1-md-rep": stats(71.0, 1100.0),
+                "ipc1-md-rep@idc-eval": stats(99.0, 1100.0), "ipc1-md-rep@k50": stats(69.0, 500.0)}
+    results = report.Results(budget, tmp_path, cells, {key: measured.get(key) for key in cells})
+    text = "\n".join(report.time_to_accuracy(results))
+    assert "| 100 | 71.0 | yes | 1100 | 1.10 |" in text
+    assert "| 50 | 69.0 | no | 500 | 0.50 |" in text
+    assert "99.0" not in text

@@ -334,8 +334,10 @@ def time_to_accuracy(results: Results) -> list[str]:
     lines = []
     for rep, base in (("md-rep", "md"), ("md-f2-rep", "md-f2")):
         target = results.stats.get(f"ipc1-{base}")
-        runs = sorted((c.iterations, results.stats.get(c.key)) for c in results.budget.cells
-                      if c.maker == rep and c.ipc == 1)
+        # DC's recipe only: the IDC-recipe cells share a maker and K, and score another way.
+        cells = [c for c in results.budget.cells if c.maker == rep and c.ipc == 1
+                 and c.eval_recipe is None and c.eval_augment is None]
+        runs = [(c.iterations, results.stats.get(c.key)) for c in sorted(cells, key=lambda c: c.iterations)]
         if not runs:
             continue
         if target is None:
