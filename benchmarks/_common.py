@@ -41,9 +41,11 @@ def machine_info(device: str = "cpu") -> dict:
 
 
 def describe(machine: dict) -> str:
-    """One line for a results table: the CPU, its cores, torch threads, torch."""
+    """One line for a results table: the CPU and its vector extensions, its cores, torch
+    threads, torch, the allocator's setting (``malloc``) and the device."""
     return (f"{machine['cpu']}, {machine['cpu_count']} cores, {machine['torch_threads']} torch threads, "
-            f"torch {machine['torch']}" + (f", device {machine['device']}" if machine["device"] != "cpu" else ""))
+            f"torch {machine['torch']}" + (f", malloc {machine['malloc']}" if machine.get("malloc") else "")
+            + (f", device {machine['device']}" if machine["device"] != "cpu" else ""))
 
 
 def write_results(out: str | Path, record: dict, markdown: str) -> tuple[Path, Path]:

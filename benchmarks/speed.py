@@ -77,9 +77,22 @@ def fashion_shaped_pools(per_class: int, device: torch.device) -> ClassPools:
     return ClassPools(images, labels, N_CLASSES, Normalization((72.9,), (90.0,)), device)
 
 
+#: The variants ``--precisions`` takes: the real-gradient pass's precision, the
+#: network steps' (``-net``: bf16 there too), and ``+compile``.
+VARIANTS = ("float32", "bf16", "bf16-net", "float32+compile", "bf16+compile", "bf16-net+compile")
+
+
+def parse_variant(variant: str) -> tuple[str, str, bool]:
+    """``(precision, network_precision, compile)`` of a ``--precisions`` value."""
+    base, _, extra = variant.partition("+")
+    precision = "bf16" if base.startswith("bf16") else "float32"
+    return precision, "bf16" if base == "bf16-net" else "float32", extra == "compile"
+
+
 def make_loop(pools: ClassPools, ipc: int, schedule: str, seed: int = 0,
               precision: str = "float32") -> CondensationLoop:
     steps, zeta = default_loops(ipc)
+    real_precision, network_precision, compiled = parse_variant(precision)
     settings = LoopSettings(
         iterations=1,
         matching_steps=steps,
@@ -88,8 +101,9 @@ def make_loop(pools: ClassPools, ipc: int, schedule: str, seed: int = 0,
         match="multilevel",
         lam=float(N_CLASSES),
         class_weights=[1.0 / N_CLASSES] * N_CLASSES,
-        precision=precision.split("+")[0],
-        compile=precision.endswith("+compile"),
+        precision=real_precision,
+        network_precision=network_precision,
+        compile=compiled,
     )
     gen = torch.Generator(device=pools.device).manual_seed(seed)
     syn = torch.randn((ipc * N_CLASSES,) + SHAPE, generator=gen, device=pools.device)
@@ -339,9 +353,10 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-ipc10", action="store_true", help="skip the ipc-10 iterations")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precisions", nargs="+", default=["float32", "bf16"],
-                        choices=["float32", "bf16", "float32+compile", "bf16+compile"],
-                        help="variants to time side by side (default: float32 bf16); '+compile' runs the "
-                             "real-gradient pass through torch.compile (compiled during the warm-up)")
+                        choices=list(VARIANTS),
+                        help="variants to time side by side (default: float32 bf16); 'bf16-net' runs the "
+                             "network steps in bf16 as well; '+compile' runs the real-gradient pass "
+                             "through torch.compile (compiled during the warm-up)")
     parser.add_argument("--profile", action="store_true", help="profile one matching step per precision")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", default=None, help="output path without extension (default "
@@ -357,7 +372,18 @@ def main(argv=None) -> int:
     dm.add_argument("--batch-real", type=int, default=256, help="real images per class per step")
     dm.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX folder (default gradmatch's)")
     dm.add_argument("--random-data", action="store_true", help="random images of Fashion-MNIST's shape")
+    parser.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
+                        help="run inside gradmatch.keep_freed_memory(), as a default fit does on Linux "
+                             "with glibc (--no-keep-freed-memory: malloc as the process starts)")
     args = parser.parse_args(argv)
+    from gradmatch.memory import keep_freed_memory
+
+    with keep_freed_memory(enabled=args.keep_freed_memory):
+        return run(args, parser)
+
+
+def run(args, parser) -> int:
+    """Everything ``main`` measures, once the allocator is set."""
     if args.dm:
         if args.threads:
             torch.set_num_threads(args.threads)
@@ -385,7 +411,7 @@ def main(argv=None) -> int:
     # said so, rather than timed under a wrong name.
     skipped = {}
     for p in precisions:
-        _, warning = resolve_precision(p.split("+")[0], device)
+        _, warning = resolve_precision(parse_variant(p)[0], device)
         if warning:
             skipped[p] = warning
     for p, warning in skipped.items():

@@ -107,12 +107,19 @@ class LearnedSetReducer(BaseReducer):
         device = resolve_device(self.device)
         plan = dict(device=device, augment=make_augment(self.augment), **self._resolve_method_settings(device))
         if self.checkpoint is not None:
-            self._run_settings(plan.get("precision"), seed=0)  # refuse an unidentifiable run now
+            self._run_settings(self._resolved_run_settings(plan), seed=0)  # refuse an unidentifiable run now
         return plan
 
     def _resolve_method_settings(self, device: torch.device) -> dict:
-        """The subclass's own data-free settings (a ``precision`` entry identifies runs by it)."""
+        """The subclass's own data-free settings (``precision`` and ``network_precision``
+        entries identify runs by the precision that runs)."""
         return {}
+
+    @staticmethod
+    def _resolved_run_settings(plan: dict) -> dict:
+        """Parameters whose value as resolved (a bf16 request that fell back to float32
+        runs float32) identifies the run, rather than the value asked for."""
+        return {k: plan[k] for k in ("precision", "network_precision") if k in plan}
 
     def _check_params_vs_input(self, data: PreparedData, plan: dict) -> dict:
         """The rules that need the data: budgets, augmentation, network, statistics, warm start."""
@@ -142,17 +149,16 @@ class LearnedSetReducer(BaseReducer):
                 f"factor={previous.get('factor', 1)} formations; factor={self.factor} would read them "
                 "another way. Set factor back, or warm_start=False to start over.")
 
-    def _run_settings(self, precision: str | None, seed: int) -> dict:
+    def _run_settings(self, resolved: dict, seed: int) -> dict:
         """The settings that identify a run's checkpoints (described faithfully, or refused).
 
-        The precision is the one that runs (a bf16 fit that fell back to float32
-        computes float32 iterations), and a None random_state is the seed drawn
-        for this fit, so two unseeded runs never share a checkpoint.
+        ``resolved`` holds the precisions that run (a bf16 fit that fell back
+        to float32 computes float32 iterations), and a None random_state is the
+        seed drawn for this fit, so two unseeded runs never share a checkpoint.
         """
-        settings = {k: v for k, v in self.get_params(deep=False).items()
+        params = {**self.get_params(deep=False), **resolved}
+        settings = {k: v for k, v in params.items()
                     if k not in self._NOT_IN_RUN_KEY and not _at_added_default(k, v, self._ADDED_LATER)}
-        if precision is not None:
-            settings["precision"] = precision
         if settings["random_state"] is None:
             settings["random_state"] = {"drawn seed": seed}
         try:
@@ -219,7 +225,8 @@ class LearnedSetReducer(BaseReducer):
         if self.checkpoint is None:
             return NoCheckpoint()
         Checkpointer.probe(self.checkpoint)
-        key = run_key(data.images, data.labels, data.classes, self._run_settings(plan.get("precision"), seed))
+        settings = self._run_settings(self._resolved_run_settings(plan), seed)
+        key = run_key(data.images, data.labels, data.classes, settings)
         rank, world = (0, 1) if shard is None else (shard.rank, shard.world_size)
         return Checkpointer(self.checkpoint, key, self.checkpoint_every, rank, world)
 

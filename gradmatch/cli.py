@@ -81,6 +81,7 @@ DEBUG_ENV = "GRADMATCH_DEBUG"
 _METHOD_OPTIONS = {
     "match": ("condense",), "distance": ("condense",), "schedule": ("condense",),
     "matching_steps": ("condense",), "network_steps": ("condense",), "lr_net": ("condense",),
+    "precision": ("condense",), "network_precision": ("condense",),
     **{dest: tuple(_LEARNED) for dest in _PER_METHOD},
     "features": ("herding",), "feature_epochs": ("herding",),
     "model": (*_LEARNED, "herding"), "device": (*_LEARNED, "herding"),
@@ -459,6 +460,11 @@ def _matching_options(g, Condenser) -> None:
                    help="network steps of the fixed schedule (default: DC's value for --ipc)")
     g.add_argument("--lr-net", **_declared(Condenser, "lr_net"),
                    help="learning rate of the network steps")
+    g.add_argument("--precision", **_declared(Condenser, "precision", choices=True),
+                   help="arithmetic of the real-gradient pass (bf16 needs bf16 hardware; else float32 "
+                        "with a warning)")
+    g.add_argument("--network-precision", **_declared(Condenser, "network_precision", choices=True),
+                   help="arithmetic of the network steps' forward passes (bf16: under autocast)")
 
 
 def _herding_options(g) -> None:
@@ -656,7 +662,7 @@ def _make_estimator(args):
     return GradientMatchingCondenser(
         match=args.match, distance=args.distance, schedule=args.schedule,
         matching_steps=args.matching_steps, network_steps=args.network_steps, lr_net=args.lr_net,
-        **shared)
+        precision=args.precision, network_precision=args.network_precision, **shared)
 
 
 @contextlib.contextmanager

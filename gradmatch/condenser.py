@@ -125,6 +125,16 @@ class GradientMatchingCondenser(LearnedSetReducer):
         else stays float32). Needs bf16 hardware (AVX512-BF16 or AMX CPUs,
         CUDA GPUs from Ampere on); elsewhere it warns and runs in float32.
         See the performance page for what it gains and what it costs.
+    network_precision : {"float32", "bf16"}, default="float32"
+        Arithmetic of the network steps, which train the network on the
+        synthetic set between matching steps (about half an ipc-10
+        iteration): ``"float32"`` (the paper's setting) or ``"bf16"`` (their
+        forward passes, and the adaptive schedule's held-out loss, under
+        bfloat16 autocast; the weights, their gradients, the optimiser and
+        the augmentation stay float32). Independent of ``precision``; the
+        same hardware rule and fallback. It changes the set (its own
+        checkpoints); its measured time and accuracy are on the performance
+        page. No effect at ipc 1, where an iteration has no network step.
     compile : bool, default=False
         Run the real-gradient pass through ``torch.compile`` (a shadow copy of
         the network, compiled once per fit: tens of seconds, then faster
@@ -228,6 +238,8 @@ class GradientMatchingCondenser(LearnedSetReducer):
         Processes the classes were sharded over (1: not sharded).
     precision_ : str
         The precision used (``"float32"`` after a fallback from ``"bf16"``).
+    network_precision_ : str
+        The network steps' precision used (likewise).
     X_stored_, y_stored_ : ndarray
         The stored set (``ipc`` images per class) and its labels; equal to
         ``X_syn_``, ``y_syn_`` when ``factor_`` is 1.
@@ -257,8 +269,11 @@ class GradientMatchingCondenser(LearnedSetReducer):
         "lr_net": [POSITIVE],
         "batch_train": [Count(1)],
         "precision": [StrOptions(set(PRECISIONS))],
+        "network_precision": [StrOptions(set(PRECISIONS))],
         "compile": ["boolean"],
     }
+
+    _ADDED_LATER: dict = {**LearnedSetReducer._ADDED_LATER, "network_precision": "float32"}
 
     _loop_class = CondensationLoop
 
@@ -284,6 +299,7 @@ class GradientMatchingCondenser(LearnedSetReducer):
         recluster_every=10,
         augment=None,
         precision="float32",
+        network_precision="float32",
         compile=False,
         model="auto",
         input_shape=None,
@@ -319,6 +335,7 @@ class GradientMatchingCondenser(LearnedSetReducer):
         self.recluster_every = recluster_every
         self.augment = augment
         self.precision = precision
+        self.network_precision = network_precision
         self.compile = compile
         self.model = model
         self.input_shape = input_shape
@@ -346,10 +363,13 @@ class GradientMatchingCondenser(LearnedSetReducer):
         budget = max(self.ipc.values()) if isinstance(self.ipc, Mapping) else self.ipc
         default_t, default_zeta = default_loops(int(budget))  # unequal budgets: the largest
         precision, fallback = resolve_precision(self.precision, device)
-        if fallback:
-            warn_user(fallback)
+        network_precision, network_fallback = resolve_precision(self.network_precision, device,
+                                                                name="network_precision")
+        for message in (fallback, network_fallback):
+            if message:
+                warn_user(message)
         return dict(
-            precision=precision, distance=make_distance(self.distance),
+            precision=precision, network_precision=network_precision, distance=make_distance(self.distance),
             schedule=make_schedule(self.schedule, default_zeta if self.network_steps is None
                                    else self.network_steps),
             matching_steps=default_t if self.matching_steps is None else self.matching_steps,
@@ -360,7 +380,7 @@ class GradientMatchingCondenser(LearnedSetReducer):
         return {**plan, "lam": float(data.n_classes) if self.lam is None else float(self.lam)}
 
     def _fitted_extras(self, plan: dict) -> dict:
-        return {"precision_": plan["precision"]}
+        return {"precision_": plan["precision"], "network_precision_": plan["network_precision"]}
 
     def _loop_settings(self, plan: dict) -> LoopSettings:
         return LoopSettings(
@@ -369,7 +389,7 @@ class GradientMatchingCondenser(LearnedSetReducer):
             class_weights=plan["class_weights"].tolist(), lr_syn=float(self.lr_syn),
             momentum_syn=float(self.momentum_syn), lr_net=float(self.lr_net), batch_real=self.batch_real,
             batch_train=self.batch_train, augment=plan["augment"], precision=plan["precision"],
-            compile=bool(self.compile), factor=self.factor)
+            network_precision=plan["network_precision"], compile=bool(self.compile), factor=self.factor)
 
 
     # ------------------------------------------------------------------ fit steps

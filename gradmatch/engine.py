@@ -12,8 +12,10 @@ three cross-class parts go through the shard's collectives.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .cpu_share import CpuShareProbe, oversubscription_note
 from .data import ClassPools
 from .formation import decode, decoded_labels
 from .matching import matching_loss, rule_for_iteration
@@ -81,6 +84,9 @@ class LoopSettings:
     precision: str = "float32"
     #: torch.compile the network of the real-gradient pass.
     compile: bool = False
+    #: "bf16": the forward passes of the network steps (and of the adaptive
+    #: schedule's held-out loss) under bfloat16 autocast.
+    network_precision: str = "float32"
     #: Multi-formation: each stored image decodes into factor**2 training images.
     factor: int = 1
 
@@ -124,6 +130,25 @@ def announce_long_run(seconds: float, remaining: int, write: Callable[[str], obj
     write(f"condensing: the first iteration took {seconds:.1f} s, so the remaining {remaining} will take "
           f"about {when} (iterations=... sets the total; Ctrl-C keeps the set reached)")
     return True
+
+
+#: A first iteration shorter than this is too short for /proc/stat's ticks to tell the load.
+CPU_SHARE_MIN_SECONDS = 1.0
+
+
+def _warn(text: str) -> None:
+    warnings.warn(text, UserWarning, stacklevel=4)
+
+
+def tell_if_cpu_shared(probe: CpuShareProbe, write: Callable[[str], object]) -> bool:
+    """After the first iteration: say so when other processes shared the cores (see
+    :mod:`gradmatch.cpu_share`); whether it said so."""
+    others = probe.others()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    note = None if others is None else oversubscription_note(others, torch.get_num_threads(), cores)
+    if note:
+        write(note)
+    return note is not None
 
 
 class ClassBatch(NamedTuple):
@@ -325,11 +350,15 @@ class SetLoop:
         with tqdm(total=total, initial=self.iteration, disable=not progress,
                   desc="condensing", unit="it", leave=False) as bar:
             while self.iteration < total:
+                probe = CpuShareProbe.start() if first and self.pools.device.type == "cpu" else None
                 record = self.run_iteration()
                 bar.update(1)
                 bar.set_postfix(loss=f"{record['loss']:.4g}")
                 if first and progress:
                     announce_long_run(record["seconds"], total - self.iteration, _write_beside_bar)
+                if probe is not None and record["seconds"] >= CPU_SHARE_MIN_SECONDS:
+                    # Said beside the bar when there is one, else as a warning: never silent.
+                    tell_if_cpu_shared(probe, _write_beside_bar if progress else _warn)
                 first = False
                 if callback is not None and callback(self.iteration - 1, record):
                     break  # the caller asked to stop early
@@ -520,10 +549,20 @@ class CondensationLoop(SetLoop):
             xb = x[rows]
             if self.settings.augment is not None:
                 xb = self.settings.augment(xb, self.generator)
-            loss = _CE(net(xb), y[rows])
+            loss = _CE(self.network_forward(net, xb), y[rows])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+
+    def network_forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``net(x)`` as the network steps run it: float32 logits, computed under
+        bfloat16 autocast for ``network_precision="bf16"`` (the weights, their
+        gradients and the optimiser stay float32; augmentation runs before, in float32)."""
+        if self.settings.network_precision != "bf16":
+            return net(x)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            out = net(x)
+        return out.float()
 
     def network_steps(self, net: nn.Module, opt: torch.optim.Optimizer, t: int) -> int:
         """Train ``net`` on the current synthetic set after matching step ``t``."""
@@ -538,13 +577,13 @@ class CondensationLoop(SetLoop):
             return n_steps
         xh, yh = self._held
         with torch.no_grad():
-            previous = float(_CE(net(xh), yh))
+            previous = float(_CE(self.network_forward(net, xh), yh))
         taken = 0
         for _ in range(sched.max_steps):
             self._train_epoch(net, opt, x, y)
             taken += 1
             with torch.no_grad():
-                current = float(_CE(net(xh), yh))
+                current = float(_CE(self.network_forward(net, xh), yh))
             if current > previous:  # the held real loss rose: overfitting
                 break
             previous = current

@@ -147,18 +147,21 @@ def cpu_description() -> str:
     return describe_cpu(*info)
 
 
-def resolve_precision(precision, device: torch.device) -> tuple[str, str | None]:
-    """The precision to run with on ``device``, and a warning when bf16 falls back to float32."""
+def resolve_precision(precision, device: torch.device, name: str = "precision") -> tuple[str, str | None]:
+    """The precision to run with on ``device``, and a warning when bf16 falls back to float32.
+
+    ``name`` is the parameter the value came from, for the messages.
+    """
     if not isinstance(precision, str) or precision not in PRECISIONS:
         valid = ", ".join(map(repr, PRECISIONS))
-        raise ValueError(f"unknown precision {precision!r}: valid values are {valid}")
+        raise ValueError(f"unknown {name} {precision!r}: valid values are {valid}")
     if precision == "float32":
         return precision, None
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
             return "bf16", None
-        return "float32", f"precision='bf16' asked for, but {torch.cuda.get_device_name(device)} has no bf16 support"
+        return "float32", f"{name}='bf16' asked for, but {torch.cuda.get_device_name(device)} has no bf16 support"
     if device.type == "cpu" and cpu_has_bf16():
         return "bf16", None
-    return "float32", (f"precision='bf16' asked for, but this {device.type} has no bf16 hardware "
+    return "float32", (f"{name}='bf16' asked for, but this {device.type} has no bf16 hardware "
                        f"(CPU flags {' or '.join(BF16_CPU_FLAGS)}); running in float32")

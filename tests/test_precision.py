@@ -127,9 +127,10 @@ def test_bf16_fit_is_reproducible_and_differs_from_float32(digits, fast):
 
 def test_the_precision_that_runs_identifies_the_run(fast):
     est = GradientMatchingCondenser(**fast)
-    assert est._run_settings("float32", seed=0)["precision"] == "float32"
-    assert est.set_params(precision="bf16")._run_settings("float32", seed=0)["precision"] == "float32"
-    assert est._run_settings("bf16", seed=0)["precision"] == "bf16"
+    assert est._run_settings({"precision": "float32"}, seed=0)["precision"] == "float32"
+    fell_back = {"precision": "float32"}
+    assert est.set_params(precision="bf16")._run_settings(fell_back, seed=0)["precision"] == "float32"
+    assert est._run_settings({"precision": "bf16"}, seed=0)["precision"] == "bf16"
 
 
 def test_a_bf16_fit_that_fell_back_checkpoints_as_the_float32_run_it_is(digits, fast, monkeypatch, tmp_path):
@@ -163,3 +164,59 @@ def test_compiled_real_pass_gives_the_same_set_up_to_rounding(digits, fast):
     np.testing.assert_allclose(compiled.X_syn_, plain.X_syn_, rtol=0, atol=1e-4 * np.abs(plain.X_syn_).max())
     other_seed = GradientMatchingCondenser(**{**params, "random_state": 1}).fit(X, y)
     assert not np.array_equal(compiled.X_syn_, other_seed.X_syn_)
+
+
+# ----------------------------------------------------------- network_precision
+def test_network_forward_runs_under_bf16_autocast_and_returns_float32():
+    """The network steps' forward pass: convolutions in bfloat16, float32 logits and weights."""
+    from gradmatch.engine import CondensationLoop
+    from gradmatch.networks import build_model
+
+    torch.manual_seed(0)
+    net = build_model("convnet", (1, 8, 8), 10)
+    seen = []
+    net.apply(lambda m: m.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+              if isinstance(m, torch.nn.Conv2d) else None)
+    x = torch.randn(4, 1, 8, 8)
+
+    class Stub:
+        settings = type("S", (), {"network_precision": "bf16"})()
+
+    out = CondensationLoop.network_forward(Stub(), net, x)
+    assert out.dtype == torch.float32 and seen and set(seen) == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    seen.clear()
+    Stub.settings.network_precision = "float32"
+    assert torch.equal(CondensationLoop.network_forward(Stub(), net, x), net(x)) and set(seen) == {torch.float32}
+    assert (out - net(x)).abs().max() < 0.1 and not torch.equal(out, net(x))
+
+
+def test_network_precision_is_checked_and_falls_back_with_its_own_name(digits, fast, monkeypatch):
+    X, y = digits
+    with pytest.raises(ValueError, match="'network_precision' parameter"):
+        GradientMatchingCondenser(network_precision="fp16", **fast).fit(X, y)
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="network_precision='bf16' asked for.*running in float32"):
+        low = _fit(X, y, fast, network_precision="bf16")
+    assert low.network_precision_ == "float32" and low.precision_ == "float32"
+    np.testing.assert_array_equal(low.X_syn_, _fit(X, y, fast).X_syn_)
+
+
+def test_network_precision_identifies_the_run_only_when_bf16(fast):
+    est = GradientMatchingCondenser(**fast)
+    # At its default it is left out, so checkpoints written before it existed still resume.
+    assert "network_precision" not in est._run_settings({"network_precision": "float32"}, seed=0)
+    fell_back = est.set_params(network_precision="bf16")._run_settings({"network_precision": "float32"}, seed=0)
+    assert "network_precision" not in fell_back
+    assert est._run_settings({"network_precision": "bf16"}, seed=0)["network_precision"] == "bf16"
+
+
+@needs_bf16
+def test_bf16_network_steps_are_reproducible_and_change_the_set(digits, fast):
+    X, y = digits
+    a = _fit(X, y, fast, network_precision="bf16")
+    b = _fit(X, y, fast, network_precision="bf16")
+    f = _fit(X, y, fast)
+    assert a.network_precision_ == "bf16" and a.precision_ == "float32"
+    np.testing.assert_array_equal(a.X_syn_, b.X_syn_)
+    assert not np.array_equal(a.X_syn_, f.X_syn_) and np.all(np.isfinite(a.X_syn_))

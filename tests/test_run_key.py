@@ -68,6 +68,7 @@ RESULT_SHAPING = {
     "recluster_every": (10, 5),
     "augment": (DSA(scale=1.2), DSA(scale=1.5)),
     "precision": ("float32", "bf16"),
+    "network_precision": ("float32", "bf16"),
     "compile": (False, True),
     "model": (functools.partial(ConvNet, width=16), functools.partial(ConvNet, width=32)),
     "input_shape": (None, (1, 8, 8)),
@@ -104,7 +105,8 @@ def data(digits):
 
 def key_of(data, precision="float32", seed=0, **params):
     est = GradientMatchingCondenser(**params)
-    return run_key(data.images, data.labels, data.classes, est._run_settings(precision, seed))
+    resolved = {} if precision is None else {"precision": precision}
+    return run_key(data.images, data.labels, data.classes, est._run_settings(resolved, seed))
 
 
 def test_every_result_shaping_parameter_is_in_the_table():
@@ -142,7 +144,7 @@ def test_the_data_shape_the_key(data, digits):
 
     other = prepare_training_data(X[(y >= 2) & (y < 4)], y[(y >= 2) & (y < 4)] - 2)
     est = GradientMatchingCondenser()
-    settings = est._run_settings("float32", 0)
+    settings = est._run_settings({"precision": "float32"}, 0)
     assert run_key(data.images, data.labels, data.classes, settings) != run_key(
         other.images, other.labels, other.classes, settings)
 
@@ -319,7 +321,7 @@ def test_a_parameter_added_later_keeps_old_keys_at_its_default(data, monkeypatch
     # At the default it is left out (as if it did not exist); any other value is in the key.
     assert key_of(data, lam=None) != before
     assert key_of(data, lam=None) == run_key(data.images, data.labels, data.classes, {
-        k: v for k, v in GradientMatchingCondenser()._run_settings("float32", 0).items() if k != "lam"})
+        k: v for k, v in GradientMatchingCondenser()._run_settings({"precision": "float32"}, 0).items() if k != "lam"})
     assert key_of(data, lam=3.0) != key_of(data, lam=None)
 
 
@@ -335,4 +337,5 @@ def test_keys_written_before_the_later_parameters_still_match(digits_all, estima
     X, y = digits_all
     data = prepare_training_data(X.reshape(len(X), -1), y)
     est = (DistributionMatchingCondenser if estimator == "dm" else estimator)(ipc=3, random_state=0)
-    assert run_key(data.images, data.labels, data.classes, est._run_settings(precision, 0)) == key
+    resolved = {} if precision is None else {"precision": precision}
+    assert run_key(data.images, data.labels, data.classes, est._run_settings(resolved, 0)) == key

@@ -181,6 +181,8 @@ def cpu_budget() -> Budget:
     # records, which are kept.
     cells += [Cell(m, 10, 10, 2, 3, 300, extends=f"ipc10-{m}", **ipc10) for m in ("md", "md-bf16")]
     cells += [Cell("dc", 10, 10, 1, 3, 300, **ipc10)]
+    # Issue 24: the network steps in bf16 as well, one set beside those two.
+    cells += [Cell("md-bf16-net", 10, 10, 1, 3, 300, **ipc10)]
     # Tables 1 and 2.
     cells += [Cell(m, 1, 100, 2, 5, 300) for m in t13[4:]]
     cells += [Cell(m, 1, 100, 1, 5, 300) for m in t2_only]

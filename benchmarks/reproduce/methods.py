@@ -24,6 +24,8 @@ CONDENSERS = {
     **{f"{name}+dsa": dict(VARIANTS[name], augment="dsa") for name in ("dc", "md", "mda")},
     # Issue 8: MD with the real-gradient pass in bfloat16.
     "md-bf16": dict(VARIANTS["md"], precision="bf16"),
+    # Issue 24: the network steps in bfloat16 too (they are about half an ipc-10 iteration).
+    "md-bf16-net": dict(VARIANTS["md"], precision="bf16", network_precision="bf16"),
     # Beyond the paper (issue 22): multi-formation (IDC: factor 2, mix initialisation),
     # representative real batches (DREAM: k-means every 10 matching steps), and both.
     "md-f2": dict(VARIANTS["md"], factor=2, init="mix"),

@@ -106,9 +106,11 @@ def machine_info() -> dict:
 
 def cannot_run_here(cell: Cell) -> str | None:
     """Why ``cell`` must not run on this machine, or None (bf16 would silently run float32)."""
-    precision = CONDENSERS.get(cell.maker, {}).get("precision", "float32")
-    if precision == "bf16" and not cell.reuse_sets and not cpu_has_bf16():
-        return "its condenser runs precision='bf16', and this CPU has no bf16 hardware (it would fall back to float32)"
+    settings = CONDENSERS.get(cell.maker, {})
+    for name in ("precision", "network_precision"):
+        if settings.get(name, "float32") == "bf16" and not cell.reuse_sets and not cpu_has_bf16():
+            return (f"its condenser runs {name}='bf16', and this CPU has no bf16 hardware "
+                    "(it would fall back to float32)")
     return None
 
 
