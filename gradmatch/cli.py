@@ -81,7 +81,7 @@ DEBUG_ENV = "GRADMATCH_DEBUG"
 _METHOD_OPTIONS = {
     "match": ("condense",), "distance": ("condense",), "schedule": ("condense",),
     "matching_steps": ("condense",), "network_steps": ("condense",), "lr_net": ("condense",),
-    "precision": ("condense",), "network_precision": ("condense",),
+    "precision": ("condense",), "network_precision": ("condense",), "n_threads": tuple(_LEARNED),
     **{dest: tuple(_LEARNED) for dest in _PER_METHOD},
     "features": ("herding",), "feature_epochs": ("herding",),
     "model": (*_LEARNED, "herding"), "device": (*_LEARNED, "herding"),
@@ -399,6 +399,9 @@ def _condense_options(p) -> None:
         "learned sets (--method condense and dm; each option's default is the chosen method's)"))
     _matching_options(p.add_argument_group("gradient matching only (--method condense)"), Condenser)
     _herding_options(p.add_argument_group("herding (--method herding)"))
+    p.add_argument("--n-threads", **_declared(Condenser, "n_threads"),
+                   help="torch threads for the fit (default: torch's, one per core); 1 on a CPU another "
+                        "job shares (condense and dm)")
     add_keep_freed_memory_option(p)
     p.set_defaults(run=_condense,
                    method_option_defaults={dest: p.get_default(dest) for dest in _METHOD_OPTIONS})
@@ -656,7 +659,8 @@ def _make_estimator(args):
         return Herding(ipc=args.ipc, features=args.features, feature_epochs=args.feature_epochs,
                        model=args.model, device=args.device, random_state=args.seed, verbose=verbose)
     shared = dict(ipc=args.ipc, model=args.model, device=args.device, random_state=args.seed,
-                  verbose=verbose, keep_freed_memory=args.keep_freed_memory, **_learned_params(args))
+                  verbose=verbose, keep_freed_memory=args.keep_freed_memory, n_threads=args.n_threads,
+                  **_learned_params(args))
     if args.method == "dm":
         return _learned_classes()["dm"](**shared)
     return GradientMatchingCondenser(

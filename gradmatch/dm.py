@@ -111,7 +111,16 @@ class DistributionMatchingCondenser(LearnedSetReducer):
         ``malloc`` as it is. No effect elsewhere.
     n_threads : int, default=None
         torch's intra-op threads during the fit, the caller's count restored
-        afterwards; None keeps the current count.
+        afterwards; None keeps the current count (torch's default: one per
+        core), the fastest on an idle machine. On a CPU shared with another
+        job, 1 avoids threads waiting for each other: beside a torch job with
+        a thread per core, a Fashion-MNIST iteration took 53 s with 2 threads
+        against 13.6 s with 1 (5.2 s alone; 2-core AMD EPYC, see the
+        performance page). The count is not chosen from the load because it
+        changes float rounding, hence the set; instead a CPU fit measures
+        other processes' share of the cores during its first iteration and,
+        when they crowd its threads, says so (beside the progress bar, or as
+        a warning when ``verbose=0``).
 
     Attributes
     ----------

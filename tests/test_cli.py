@@ -688,3 +688,26 @@ def test_evaluate_names_the_file_of_a_non_finite_set(random_set, tmp_path, capsy
     assert main(["evaluate", str(bad), "--models", "1", "--epochs", "1"]) == 1
     err = capsys.readouterr().err
     assert f"{bad}: X holds NaN or infinite values" in err and err.count("\n") == 1
+
+
+def test_n_threads_reaches_learned_estimators_and_is_refused_elsewhere():
+    from gradmatch.cli import _check_method_options, _make_estimator, _UsageError, build_parser
+
+    for method in ("condense", "dm"):
+        args = build_parser().parse_args(["condense", "--method", method, "--out", "x.npz", "--n-threads", "1"])
+        _check_method_options(args)
+        assert _make_estimator(args).n_threads == 1
+    args = build_parser().parse_args(["condense", "--method", "random", "--out", "x.npz", "--n-threads", "1"])
+    with pytest.raises(_UsageError, match="--n-threads does not apply to --method random"):
+        _check_method_options(args)
+    with pytest.raises(_UsageError, match="argument --n-threads: .*n_threads.* must be an int in the range"):
+        build_parser().parse_args(["condense", "--out", "x.npz", "--n-threads", "0"])
+
+
+def test_precision_options_reach_the_gradient_matching_condenser():
+    from gradmatch.cli import _make_estimator, build_parser
+
+    args = build_parser().parse_args(["condense", "--out", "x.npz", "--precision", "bf16",
+                                      "--network-precision", "bf16"])
+    built = _make_estimator(args)
+    assert (built.precision, built.network_precision) == ("bf16", "bf16")
