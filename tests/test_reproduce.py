@@ -178,6 +178,14 @@ def test_time_to_accuracy_reads_only_dc_recipe_cells(reproduce, tmp_path):
                 "ipc1-md-rep@idc-eval": stats(99.0, 1100.0), "ipc1-md-rep@k50": stats(69.0, 500.0)}
     results = report.Results(budget, tmp_path, cells, {key: measured.get(key) for key in cells})
     text = "\n".join(report.time_to_accuracy(results))
-    assert "| 100 | 71.0 | yes | 1100 | 1.10 |" in text
-    assert "| 50 | 69.0 | no | 500 | 0.50 |" in text
+    assert "| 100 | 71.0 | yes | 1100 | 1.10 (*) |" in text  # no machine recorded: flagged
+    assert "| 50 | 69.0 | no | 500 | 0.50 (*) |" in text
     assert "99.0" not in text
+    host = ["AMD EPYC (avx512_bf16), malloc keep-freed"]
+    for key in measured:
+        measured[key]["machines"] = host
+    measured["ipc1-md-rep@k50"]["machines"] = ["AMD EPYC (avx2), malloc default"]
+    text = "\n".join(report.time_to_accuracy(report.Results(budget, tmp_path, cells,
+                                                             {key: measured.get(key) for key in cells})))
+    assert "| 100 | 71.0 | yes | 1100 | 1.10 |" in text and "| 50 | 69.0 | no | 500 | 0.50 (*) |" in text
+    assert "(*) made on AMD EPYC (avx2), malloc default: not the machine of md's record" in text

@@ -69,8 +69,21 @@ def cell_stats(record: dict | None) -> dict | None:
             "set_fit_seconds": [float(s["fit_seconds"]) for s in record["sets"]],
             "set_means": [100 * float(np.mean(s["accuracies"])) for s in record["sets"]],
             "set_sampling_seconds": [float(s["sampling_seconds"]) for s in record["sets"] if "sampling_seconds" in s],
+            "machines": sorted({machine_label(s.get("machine")) for s in record["sets"]}),
             "set_ses": [100 * float(np.std(s["accuracies"], ddof=1) / math.sqrt(len(s["accuracies"])))
                         if len(s["accuracies"]) > 1 else float("nan") for s in record["sets"]]}
+
+
+def machine_label(machine: dict | None) -> str:
+    """What makes two records' seconds comparable: the CPU (with its vector extensions) and the allocator."""
+    if not machine or not machine.get("cpu"):
+        return "a CPU not recorded"
+    return f"{machine['cpu']}, malloc {machine.get('malloc') or 'not recorded'}"
+
+
+def machines_of(stats: dict) -> list[str]:
+    """The :func:`machine_label` of each machine a cell's sets were made on."""
+    return stats.get("machines") or [machine_label(None)]
 
 
 def format_stats(stats: dict | None, cell: Cell | None) -> str:
@@ -350,15 +363,23 @@ def time_to_accuracy(results: Results) -> list[str]:
                       f"yet (needs ipc1-{base}).", ""]
             continue
         lines += [f"Time to {base}'s K = 100 accuracy ({target['mean']:.1f}, fit {target['fit_seconds']:.0f} s "
-                  f"per set) with representative batches ({rep}):", "",
-                  "| K | accuracy | reaches it? | fit seconds per set | time ratio |", "|---|---|---|---|---|"]
+                  f"per set on {' and '.join(machines_of(target))}) with representative batches ({rep}):",
+                  "", "| K | accuracy | reaches it? | fit seconds per set | time ratio |", "|---|---|---|---|---|"]
+        across = set()
         for k, stats in runs:
             if stats is None:
                 lines.append(f"| {k} | (not run) | | | |")
                 continue
             reaches = "yes" if stats["mean"] >= target["mean"] else "no"
+            mine, theirs = machines_of(stats), machines_of(target)
+            same = mine == theirs and "a CPU not recorded" not in mine
+            if not same:
+                across.update(mine)
             lines.append(f"| {k} | {stats['mean']:.1f} | {reaches} | {stats['fit_seconds']:.0f} | "
-                         f"{stats['fit_seconds'] / target['fit_seconds']:.2f} |")
+                         f"{stats['fit_seconds'] / target['fit_seconds']:.2f}{'' if same else ' (*)'} |")
+        if across:
+            lines += ["", f"(*) made on {' and '.join(sorted(across))}: not the machine of {base}'s record, so "
+                      "this time ratio mixes machines and allocators and says little."]
         lines.append("")
     return lines
 
