@@ -32,7 +32,7 @@ GPU; the caps keep it under eight.
    GPU the CLI starts no group and sharding is not exercised (it says so).
 6. ``speed``: seconds per iteration (``history_["seconds"]`` after a warm-up
    iteration) of gradient matching at ipc 1 and 10 in float32, bf16,
-   float32+compile and bf16+compile, and of DM, on Fashion-MNIST-shaped data
+   float32+compile, bf16+compile and bf16-net (network steps in bf16 too), and of DM, on Fashion-MNIST-shaped data
    (the real files when ``gradmatch.datasets`` finds them, else random
    1x28x28 images; the output says which), beside the CPU figures committed in
    ``benchmarks/results/speed.json`` and ``speed-dm.json``, with ratios.
@@ -81,9 +81,12 @@ CUDA_TESTS = (
 DETERMINISM_TOL = 1e-3
 #: Largest ||u_bf16 - u_float32|| / ||u_float32|| allowed between the first updates u of the synthetic set.
 BF16_REL_TOL = 0.1
-#: Gradient-matching variants timed: name -> (precision, compile).
+#: Gradient-matching variants timed: name -> (precision, compile); a name starting
+#: "bf16-net" runs the network steps in bf16 as well (``network_precision``).
 VARIANTS = {"float32": ("float32", False), "bf16": ("bf16", False),
-            "float32+compile": ("float32", True), "bf16+compile": ("bf16", True)}
+            "float32+compile": ("float32", True), "bf16+compile": ("bf16", True), "bf16-net": ("bf16", False)}
+#: The committed CPU speed records, read in this order (the first that has a variant gives it).
+CPU_SPEED_FILES = ("speed.json", "speed-network-bf16.json")
 CHECK_NAMES = ("cuda_tests", "fits", "determinism", "bf16", "distributed", "speed")
 
 
@@ -419,17 +422,20 @@ def _host(m: dict) -> str:
 def cpu_reference(folder: Path = RESULTS) -> dict:
     """``{(method, ipc, variant): (seconds, source)}`` from the committed CPU benchmarks."""
     refs = {}
-    speed_path, dm_path = Path(folder) / "speed.json", Path(folder) / "speed-dm.json"
-    if speed_path.exists():
-        speed = json.loads(speed_path.read_text())
+    dm_path = Path(folder) / "speed-dm.json"
+    for name in CPU_SPEED_FILES:
+        path = Path(folder) / name
+        if not path.exists():
+            continue
+        speed = json.loads(path.read_text())
         step = speed.get("matching_step_ipc1", {})
         host = _host(speed.get("machine", {}))
         for v in VARIANTS:
             if isinstance(step.get(v), dict):
-                refs[("gm", 1, v)] = (step[v]["step_s"], f"speed.json matching_step_ipc1.{v} ({host})")
+                refs.setdefault(("gm", 1, v), (step[v]["step_s"], f"{name} matching_step_ipc1.{v} ({host})"))
             key = "iteration_ipc10_adaptive" + ("" if v == "float32" else f"_{v}")
             if key in speed:
-                refs[("gm", 10, v)] = (speed[key]["seconds"], f"speed.json {key} ({host})")
+                refs.setdefault(("gm", 10, v), (speed[key]["seconds"], f"{name} {key} ({host})"))
     if dm_path.exists():
         dm = json.loads(dm_path.read_text())
         host = _host(dm.get("machine", {}))
@@ -458,9 +464,10 @@ def _speed_cells(size: Size):
     for ipc in size.speed_ipcs:
         for variant in size.variants:
             precision, compiled = VARIANTS[variant]
-            yield ("gm", ipc, variant, lambda ipc=ipc, p=precision, c=compiled, **kw:
-                   GradientMatchingCondenser(ipc=ipc, precision=p, compile=c, iterations=1 + size.gm_timed,
-                                             batch_real=size.speed_batch_real, **kw))
+            network = "bf16" if variant.startswith("bf16-net") else "float32"
+            yield ("gm", ipc, variant, lambda ipc=ipc, p=precision, c=compiled, n=network, **kw:
+                   GradientMatchingCondenser(ipc=ipc, precision=p, network_precision=n, compile=c,
+                                             iterations=1 + size.gm_timed, batch_real=size.speed_batch_real, **kw))
         yield ("dm", ipc, "float32", lambda ipc=ipc, **kw: DistributionMatchingCondenser(
             ipc=ipc, iterations=1 + size.dm_timed, batch_real=size.speed_batch_real, **kw))
 
