@@ -176,6 +176,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         self._validate_params()  # the declared constraints, before anything else
         recipe = self._recipe()
         device = resolve_device(self.device)
+        _check_class_labels(y)
         data = prepare_training_data(X, y, self.input_shape)
         check_augment_input(recipe.augment, data.layout.image_shape is not None)
         if recipe.mix is not None and data.layout.image_shape is None:
@@ -244,3 +245,22 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         state = self.__dict__.copy()
         state.pop("_net", None)  # weights travel as numpy in network_state_
         return state
+
+
+def _check_class_labels(y) -> None:
+    """Refuse a label matrix: a classifier predicts one class per sample, so it takes ``(n,)`` labels.
+
+    (The reducers accept a one-vs-all matrix and give one back, as
+    imbalanced-learn's samplers do; a classifier fitted on one would predict
+    column numbers, silently not the caller's labels.)
+    """
+    shape = getattr(y, "shape", None)
+    if shape is None and isinstance(y, (list, tuple)):
+        try:
+            shape = np.shape(y)
+        except ValueError:  # ragged: left to the labels' own check
+            return
+    if shape is not None and len(shape) == 2 and shape[1] > 1:
+        raise ValueError(f"NetworkClassifier takes y as class labels of shape (n_samples,), got a matrix "
+                         f"with {shape[1]} columns; for a one-vs-all (one-hot) matrix pass "
+                         "y.argmax(axis=1), or the labels it encodes")

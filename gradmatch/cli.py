@@ -145,7 +145,7 @@ class _LazyCommands(argparse._SubParsersAction):
 
 # ----------------------------------------------------------------------------- argument types
 def _positive_int(text: str) -> int:
-    """A CLI-only count (``--models``, ``--jobs``): an integer >= 1."""
+    """A CLI-only count (``--models``, ``--jobs``, evaluate's ``--epochs``): an integer >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -492,7 +492,8 @@ def _evaluate_options(p) -> None:
                         "records, digits for sets that record none)", default=None)
     p.add_argument("--models", type=_positive_int, default=_signature_default(evaluate_set, "n_models"),
                    help="networks to train, seeds SEED, SEED+1, ...")
-    p.add_argument("--epochs", **{**_declared(Classifier, "epochs"), "default": None},
+    # At least 1: zero epochs would score untrained networks, not the set.
+    p.add_argument("--epochs", type=_positive_int, default=None,
                    help="training epochs per network (default: 300 with DC's recipe, 1000 with IDC's; "
                         "DSA evaluates with 1000 and --augment dsa)")
     p.add_argument("--recipe", choices=EVALUATION_RECIPES, default="dc",

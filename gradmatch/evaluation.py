@@ -21,6 +21,7 @@ from .augment import make_augment
 from .classifier import NetworkClassifier
 from .data import Normalization
 from .memory import freed_memory_is_kept, keep_freed_memory
+from .networks import BUILTIN_MODELS, get_model_builder
 from .runtime import resolve_device
 from .training import MIXES, TrainRecipe
 from .validation import check_positive_int, prepare_images
@@ -60,6 +61,15 @@ def _train_and_score(params: dict, X_set, y_set, X_test, y_test, threads: int | 
         return float(np.mean(clf.predict(X_test) == _labels(y_test)))
 
 
+def _portable_model(model):
+    """``model`` as worker processes can rebuild it: a network registered in this process by
+    :func:`gradmatch.networks.register_model` as its builder (a fresh process's registry
+    has only the built-in names), anything else unchanged."""
+    if isinstance(model, str) and model != "auto" and model not in BUILTIN_MODELS:
+        return get_model_builder(model)
+    return model
+
+
 def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normalization,
                  model="auto", input_shape=None, n_models: int = 5, epochs: int = 300,
                  recipe: TrainRecipe | None = None, augment=None, mix: str | None = None,
@@ -81,7 +91,7 @@ def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normaliz
     n_models : int, default=5
         Networks to train, each from its own seed.
     epochs : int, default=300
-        Training epochs (DC's recipe: lr 0.01, momentum 0.9, wd 5e-4, batch 256,
+        Training epochs, at least 1 (DC's recipe: lr 0.01, momentum 0.9, wd 5e-4, batch 256,
         lr x0.1 at half); ignored when ``recipe`` is given.
     recipe : TrainRecipe, optional
         A full training recipe instead of DC's with ``epochs``; IDC's published
@@ -128,7 +138,9 @@ def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normaliz
         raise ValueError(f"test labels {missing.tolist()!r} do not occur in the training set")
     if mix is not None and mix not in MIXES:
         raise ValueError(f"mix must be None or one of {MIXES}, got {mix!r}")
-    recipe = recipe or TrainRecipe(epochs=int(epochs))
+    # Zero epochs would score untrained networks, not the set.
+    recipe = recipe or TrainRecipe(epochs=check_positive_int(epochs, "epochs"))
+    check_positive_int(recipe.epochs, "recipe.epochs")
     if mix is not None:
         recipe = replace(recipe, mix=mix)
     augment = make_augment(augment) if augment is not None else recipe.augment
@@ -140,6 +152,7 @@ def evaluate_set(X_set, y_set, X_test, y_test, *, normalization: dict | Normaliz
                 normalization=normalization, input_shape=input_shape)
     seeds = [int(random_state) + i for i in range(check_positive_int(n_models, "n_models"))]
     if device.type == "cpu" and n_jobs not in (None, 1):
+        base["model"] = _portable_model(model)
         # One torch thread per process: small networks do not gain from more.
         accs = Parallel(n_jobs=n_jobs)(
             delayed(_train_and_score)({**base, "device": "cpu", "random_state": seed},
@@ -192,7 +205,7 @@ def evaluate_reducer(reducer, X, y, X_test, y_test, *, n_repeats: int = 2, n_mod
     n_models : int, default=5
         Networks trained on each set.
     epochs : int, default=300
-        Training epochs of each network (DC's recipe).
+        Training epochs of each network, at least 1 (DC's recipe).
     model : str or callable, default="auto"
         The evaluation network, which may differ from the one used to
         condense (cross-architecture evaluation).
@@ -222,6 +235,11 @@ def evaluate_reducer(reducer, X, y, X_test, y_test, *, n_repeats: int = 2, n_mod
     >>> len(res.per_set), len(res.accuracies)
     (2, 2)
     """
+    # The evaluation's own arguments are checked before the first (long) fit.
+    check_positive_int(n_models, "n_models")
+    check_positive_int(epochs, "epochs")
+    if mix is not None and mix not in MIXES:
+        raise ValueError(f"mix must be None or one of {MIXES}, got {mix!r}")
     result = ProtocolResult()
     for r in range(check_positive_int(n_repeats, "n_repeats")):
         seed = int(random_state) + 1000 * r

@@ -745,6 +745,8 @@ class ResNet18BN(ResNet18):
 
 #: The networks gradmatch registers itself (they cannot be unregistered).
 _BUILTIN_NAMES = frozenset(_REGISTRY)
+#: The names every process has, before any :func:`register_model` call.
+BUILTIN_MODELS = _BUILTIN_NAMES
 
 
 def check_model(model) -> None:

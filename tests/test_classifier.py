@@ -82,6 +82,30 @@ def test_bad_parameters(digits):
         NetworkClassifier(model="resnet99").fit(X, y)
 
 
+def test_a_label_matrix_is_refused_with_what_to_pass(digits):
+    # Fitted on a one-vs-all matrix, the classifier would predict column numbers.
+    X, y = digits
+    one_hot = np.eye(10)[y]
+    for matrix in (one_hot, one_hot.tolist()):
+        with pytest.raises(ValueError, match=r"shape \(n_samples,\).*10 columns.*argmax\(axis=1\)"):
+            NetworkClassifier(epochs=1).fit(X, matrix)
+    clf = NetworkClassifier(epochs=1).fit(X, y.tolist())  # a plain list of labels is fine
+    assert list(clf.classes_) == list(range(10))
+
+
+def test_zero_epochs_are_refused_before_any_fit(digits, digits_test):
+    # Zero epochs would score untrained networks; evaluate_reducer says so before fitting a set.
+    X, y = digits
+    small = RandomCoreset(ipc=1, random_state=0).fit_resample(X, y)
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
+        evaluate_set(*small, *digits_test, normalization={"mean": [8.0], "std": [6.0]}, epochs=0)
+    fitted = []
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
+        evaluate_reducer(RandomCoreset(ipc=1), X, y, *digits_test, epochs=0,
+                         callback=lambda *a: fitted.append(a))
+    assert fitted == []
+
+
 def test_protocol_pools_sets_and_models(digits, digits_test):
     X, y = digits
     seen = []

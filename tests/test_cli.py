@@ -188,6 +188,12 @@ def test_evaluate_prints_accuracy_and_writes_json(random_set, tmp_path, capsys):
     assert record["model"] == "convnet" and record["epochs"] == 2 and record["method"] == "RandomCoreset"
 
 
+def test_evaluate_refuses_zero_epochs(random_set, capsys):
+    # Zero epochs would print the accuracy of untrained networks as the set's.
+    assert main(["evaluate", str(random_set), "--epochs", "0", "--device", "cpu"]) == 2
+    assert "--epochs: must be an integer >= 1, got '0'" in capsys.readouterr().err
+
+
 def test_evaluate_warns_when_statistics_differ(random_set, tmp_path, capsys):
     # 8x8 images with labels 0..9, but in 0..255 where digits lie in 0..16.
     data = _fake_idx_dataset(tmp_path / "fake", side=8, n_classes=10)
@@ -458,7 +464,7 @@ def test_cli_choices_are_the_declared_options():
     (["condense", "--method", "herding", "--features", "edges"], "--features", "'features' parameter of Herding"),
     (["condense", "--method", "herding", "--feature-epochs", "-1"], "--feature-epochs",
      "'feature_epochs' parameter of Herding"),
-    (["evaluate", "s.npz", "--epochs", "-1"], "--epochs", "'epochs' parameter of NetworkClassifier"),
+    (["evaluate", "s.npz", "--epochs", "-1"], "--epochs", "must be an integer >= 1"),
     (["evaluate", "s.npz", "--model", "resnet50"], "--model", "'model' parameter of NetworkClassifier"),
     (["evaluate", "s.npz", "--augment", "crop_blur"], "--augment", "'augment' parameter of NetworkClassifier"),
 ])

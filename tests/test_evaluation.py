@@ -52,6 +52,22 @@ def test_parallel_gives_the_same_accuracies(baseline, small_set, digits_test):
     assert parallel.accuracies == baseline.accuracies
 
 
+def test_a_network_registered_here_is_trained_in_worker_processes(baseline, small_set, digits_test):
+    # Worker processes start with the built-in names only; the registered builder travels instead.
+    from functools import partial
+
+    from gradmatch import networks
+
+    X_set, y_set, norm = small_set
+    networks.register_model("convnet_alias")(partial(networks.ConvNet))
+    try:
+        parallel = evaluate_set(X_set, y_set, *digits_test, normalization=norm, model="convnet_alias",
+                                epochs=5, n_models=2, random_state=0, device="cpu", n_jobs=2)
+    finally:
+        networks.unregister_model("convnet_alias")
+    assert parallel.accuracies == baseline.accuracies  # the same network as "convnet"
+
+
 def test_model_seeds_are_random_state_plus_i(baseline, small_set, digits_test):
     X_set, y_set, norm = small_set
     second = evaluate_set(X_set, y_set, *digits_test, normalization=norm, epochs=5, n_models=1,

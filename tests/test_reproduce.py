@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,3 +190,52 @@ def test_time_to_accuracy_reads_only_dc_recipe_cells(reproduce, tmp_path):
                                                              {key: measured.get(key) for key in cells})))
     assert "| 100 | 71.0 | yes | 1100 | 1.10 |" in text and "| 50 | 69.0 | no | 500 | 0.50 (*) |" in text
     assert "(*) made on AMD EPYC (avx2), malloc default: not the machine of md's record" in text
+
+
+def test_an_evaluation_continues_from_the_networks_it_kept(reproduce, tmp_path, monkeypatch):
+    """Scored a step at a time, an evaluation gives one call's accuracies; stopped after a
+    step, the rerun scores only the networks left; a kept file of another set is ignored."""
+    import gradmatch.evaluation
+    from gradmatch.datasets import load_digits_images
+
+    runner = reproduce.runner
+    (X, y), test = load_digits_images()
+    rows = np.concatenate([np.flatnonzero(y == c)[:2] for c in np.unique(y)])
+    X_set, y_set = X[rows], y[rows]
+    norm = runner.real_normalization(X)
+    made = runner.SetToScore(X_set, y_set, norm, fit_seconds=1.0)
+    cell = reproduce.budgets.Cell("random", 1, 1, 1, 3, 2)
+    whole = gradmatch.evaluation.evaluate_set(X_set, y_set, *test, normalization=norm, n_models=3, epochs=2,
+                                              random_state=7, n_jobs=1).accuracies
+    progress = tmp_path / "eval.json"
+
+    calls = []
+
+    def stopping_after_one_step(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(kwargs["random_state"])
+        return gradmatch.evaluation.evaluate_set(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "evaluate_set", stopping_after_one_step)
+    with pytest.raises(KeyboardInterrupt):
+        runner.evaluate_in_steps(made, cell, 7, test, 1, progress)
+    kept = json.loads(progress.read_text())
+    assert kept["accuracies"] == whole[:1]
+
+    counted = []
+
+    def counting(*args, **kwargs):
+        counted.append(kwargs["random_state"])
+        return gradmatch.evaluation.evaluate_set(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "evaluate_set", counting)
+    accuracies, seconds = runner.evaluate_in_steps(made, cell, 7, test, 1, progress)
+    assert accuracies == whole and counted == [8, 9] and seconds >= kept["seconds"] > 0
+    # Another set (one pixel changed) does not inherit the kept networks: all are scored again.
+    counted.clear()
+    other = runner.SetToScore(X_set.copy(), y_set, norm, fit_seconds=1.0)
+    other.X[0, 0, 0] += 1.0
+    progress.write_text(json.dumps(kept))
+    runner.evaluate_in_steps(other, cell, 7, test, 2, progress)
+    assert counted == [7, 9]

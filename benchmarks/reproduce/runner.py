@@ -9,10 +9,15 @@ itself to ``<out>/checkpoints/`` (gradient matching every 10 iterations, or
 every one when a cell has fewer than 100; distribution matching every 100, or
 every tenth of a shorter run): to carry a set in progress over to a fresh
 checkout, commit its checkpoint (``git add -f``); the rerun resumes from it.
+An evaluation keeps its networks' accuracies there too, as it goes
+(``eval-<key>-set<s>.json``, one step of ``eval_jobs`` networks at a time), so
+an evaluation of hours also resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +29,7 @@ from _common import machine_info as describe_machine
 from gradmatch import DistributionMatchingCondenser, GradientMatchingCondenser, Herding, RandomCoreset
 from gradmatch.data import Normalization, channel_stats
 from gradmatch.datasets import FASHION_MNIST_DIR, load_digits_images, load_fashion_mnist
-from gradmatch.evaluation import evaluate_set
+from gradmatch.evaluation import EvaluationResult, evaluate_set
 from gradmatch.io import load_set, save_set, settings_as_saved
 from gradmatch.runtime import cpu_has_bf16
 from gradmatch.training import idc_recipe
@@ -220,19 +225,78 @@ def run_cell(cell: Cell, data, out: Path, verbose: int, budget: Budget) -> dict:
         made = obtain_set(cell, index, train, out, verbose, budget)
         if made is None:
             break
-        start = time.perf_counter()
-        result = evaluate_set(made.X, made.y, X_test, y_test, normalization=made.normalization,
-                              n_models=cell.models, augment=cell.eval_augment,
-                              epochs=cell.epochs, recipe=evaluation_recipe(cell), random_state=seed,
-                              n_jobs=budget.eval_jobs)
-        entry = {"seed": seed, "accuracies": result.accuracies, "fit_seconds": made.fit_seconds,
-                 "eval_seconds": time.perf_counter() - start, "machine": machine_info()}
+        progress = evaluation_progress_path(out, cell, index)
+        accuracies, eval_seconds = evaluate_in_steps(made, cell, seed, (X_test, y_test), budget.eval_jobs,
+                                                     progress)
+        entry = {"seed": seed, "accuracies": accuracies, "fit_seconds": made.fit_seconds,
+                 "eval_seconds": eval_seconds, "machine": machine_info()}
         if made.sampling_seconds is not None:
             entry["sampling_seconds"] = made.sampling_seconds
         record["sets"].append(entry)
         write_record(path, record)
-        print(f"  {cell.key} set {index + 1}/{cell.sets}: {result} (fit {made.fit_seconds:.0f} s)", flush=True)
+        progress.unlink(missing_ok=True)
+        print(f"  {cell.key} set {index + 1}/{cell.sets}: {EvaluationResult(accuracies)} "
+              f"(fit {made.fit_seconds:.0f} s)", flush=True)
     return record
+
+
+def evaluation_progress_path(out: Path, cell: Cell, index: int) -> Path:
+    """Where the networks already scored on set ``index`` of ``cell`` are kept while it is evaluated."""
+    return out / "checkpoints" / f"eval-{cell.key}-set{index}.json"
+
+
+def evaluation_identity(made: SetToScore, cell: Cell, seed: int) -> str:
+    """A digest of everything the evaluation's accuracies depend on: the set, the protocol, the seed."""
+    digest = hashlib.sha256()
+    for array in (made.X, made.y):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    norm = made.normalization
+    norm = norm.as_dict() if isinstance(norm, Normalization) else norm
+    protocol = {"budget": cell.recorded_budget(), "seed": seed, "normalization": norm}
+    digest.update(json.dumps(protocol, sort_keys=True, default=repr).encode())
+    return digest.hexdigest()
+
+
+def evaluate_in_steps(made: SetToScore, cell: Cell, seed: int, test, jobs: int,
+                      progress: Path) -> tuple[list[float], float]:
+    """Score ``made`` with ``cell``'s protocol, ``jobs`` networks at a time, keeping each step.
+
+    Network ``i`` is seeded ``seed + i`` exactly as one :func:`evaluate_set`
+    call seeds it, and each step runs in the same number of processes, so the
+    accuracies are those of one call. After every step but the last, the
+    networks scored so far are written to ``progress``; a rerun continues from
+    them when the file describes this very set, protocol and seed (anything
+    else is ignored and overwritten), so an evaluation of hours can span
+    sessions like a fit.
+
+    Returns
+    -------
+    accuracies : list of float
+        One per network, in seed order.
+    seconds : float
+        The evaluation's own time, summed over every session it spanned.
+    """
+    identity = evaluation_identity(made, cell, seed)
+    kept = read_record(progress)
+    accuracies, seconds = [], 0.0
+    if kept is not None and kept.get("identity") == identity:
+        accuracies, seconds = list(kept["accuracies"]), float(kept["seconds"])
+        print(f"  {cell.key}: {len(accuracies)} of {cell.models} networks already scored "
+              f"({progress.name})", flush=True)
+    X_test, y_test = test
+    while len(accuracies) < cell.models:
+        start = time.perf_counter()
+        result = evaluate_set(made.X, made.y, X_test, y_test, normalization=made.normalization,
+                              n_models=min(max(1, jobs), cell.models - len(accuracies)),
+                              augment=cell.eval_augment, epochs=cell.epochs, recipe=evaluation_recipe(cell),
+                              random_state=seed + len(accuracies), n_jobs=jobs)
+        accuracies += result.accuracies
+        seconds += time.perf_counter() - start
+        if len(accuracies) < cell.models:
+            write_record(progress, {"identity": identity, "accuracies": accuracies, "seconds": seconds})
+    return accuracies, seconds
 
 
 def evaluation_recipe(cell: Cell):
